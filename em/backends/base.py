@@ -1,0 +1,77 @@
+"""The backend contract (DESIGN.md, "The kernel contract").
+
+A backend prepares data once (:meth:`Backend.prepare`) and then answers, for any
+:class:`~em.models.gaussian.ScoringForm`, the fused statistics pass, per-sample
+log-likelihoods, normalised log posteriors and the most likely component.  It never knows
+which model it serves.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+from em.models.gaussian import ScoringForm, Stats
+
+
+class BackendUnavailable(RuntimeError):
+    """Raised by a backend loader that cannot run here; the message says why."""
+
+
+@dataclass
+class Prepared:
+    """Data as a backend keeps it between passes.
+
+    X: (N, D) C-contiguous float32/float64 (never written).  weight: (N,) float64 or None.
+    center: (D,) float64 weighted data mean, the origin of S1/S2.  ``extra`` is backend-owned
+    (device buffers, converted copies, ...).
+    """
+
+    X: np.ndarray
+    weight: np.ndarray | None
+    center: np.ndarray
+    extra: object = None
+
+    @property
+    def N(self) -> int:
+        return self.X.shape[0]
+
+    @property
+    def D(self) -> int:
+        return self.X.shape[1]
+
+    @property
+    def total_weight(self) -> float:
+        return float(self.N if self.weight is None else self.weight.sum())
+
+
+class Backend(ABC):
+    """Interface every backend implements; see the module docstring."""
+
+    name = "abstract"
+
+    def prepare(self, X: np.ndarray, weight: np.ndarray | None = None) -> Prepared:
+        center = np.average(X, axis=0, weights=weight).astype(np.float64) if weight is not None \
+            else X.mean(axis=0, dtype=np.float64)
+        return Prepared(X, weight, center)
+
+    @abstractmethod
+    def fused_stats(self, prep: Prepared, form: ScoringForm, hard: bool = False) -> Stats:
+        """Total log-likelihood and N_k, S1_k, S2_k in one pass.
+
+        ``hard=True`` assigns each sample wholly to its most likely component and the
+        log-likelihood becomes the classification likelihood ``sum_n w_n max_k log rho_nk``.
+        """
+
+    @abstractmethod
+    def loglik(self, prep: Prepared, form: ScoringForm) -> np.ndarray:
+        """Per-sample log-likelihood ``log sum_k rho_nk`` (N,), float64."""
+
+    @abstractmethod
+    def log_posteriors(self, prep: Prepared, form: ScoringForm):
+        """(per-sample log-likelihood (N,), normalised log posteriors (N, M)), float64."""
+
+    @abstractmethod
+    def argmax(self, prep: Prepared, form: ScoringForm) -> np.ndarray:
+        """Most likely component per sample (N,), int64."""

@@ -1,0 +1,275 @@
+"""The user-facing GMM class: parameters, validation and the EM loop (no data loops here)."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from em import backends
+from em.models import gaussian as G
+from em.validation import (check_cvtype, check_data, check_params, check_positive_int,
+                           check_sample_weight)
+
+
+class EMWarning(RuntimeWarning):
+    """Something in training needed repair (e.g. a component lost all its mass)."""
+
+
+class Components:
+    """Read-only view of a GMM's parameters; every attribute returns a fresh copy."""
+
+    def __init__(self, gmm: "GMM"):
+        self._gmm = gmm
+
+    @property
+    def means(self) -> np.ndarray:
+        """(M, D) component means."""
+        return self._gmm._get("means").copy()
+
+    @property
+    def weights(self) -> np.ndarray:
+        """(M,) mixture weights, summing to 1."""
+        return self._gmm._get("weights").copy()
+
+    @property
+    def covars(self) -> np.ndarray:
+        """(M, D, D) covariance matrices, also for diagonal models."""
+        cov = self._gmm._get("covars")
+        if self._gmm.cvtype == "diag":
+            return cov[:, :, None] * np.eye(self._gmm.D)
+        return cov.copy()
+
+    @property
+    def vars(self) -> np.ndarray:
+        """(M, D) variances (the diagonals of ``covars``)."""
+        cov = self._gmm._get("covars")
+        return cov.copy() if self._gmm.cvtype == "diag" else np.einsum("kii->ki", cov).copy()
+
+
+class GMM:
+    """A Gaussian mixture of M components in D dimensions trained by EM.
+
+    ``GMM(M, D)``, ``GMM(M, D, True)`` (True = diagonal, False = full covariance, or
+    ``cvtype='diag'|'full'``), ``GMM(M, D, True, means, covars, weights)``.  Given parameters are
+    copied (covars: (M, D) variances or (M, D, D) matrices for diag, (M, D, D) for full).
+    Without them, the first :meth:`train` seeds the means from distinct random samples, the
+    covariances from the data's covariance and the weights uniformly.
+
+    Keywords: ``reg_covar`` (1e-6) is added to every variance / covariance diagonal in the
+    M-step; ``tol`` (1e-5): training stops when the mean per-sample log-likelihood changes by
+    less than ``tol * max(1, |mean|)`` (relative, absolute near zero); ``min_iters`` and
+    ``max_iters`` (1 and 100) bound the EM iterations; ``seed`` makes seeding and re-seeding
+    reproducible; ``backend`` is 'auto' (or env ``EM_BACKEND``), 'numpy', ...
+    """
+
+    def __init__(self, M, D, cvtype="diag", means=None, covars=None, weights=None, *,
+                 reg_covar: float = 1e-6, tol: float = 1e-5, min_iters: int = 1,
+                 max_iters: int = 100, seed=None, backend: str = "auto"):
+        self.M = check_positive_int(M, "M")
+        self.D = check_positive_int(D, "D")
+        self.cvtype = check_cvtype(cvtype)
+        if not (np.isfinite(reg_covar) and reg_covar >= 0):
+            raise ValueError(f"reg_covar must be a finite number >= 0, got {reg_covar}")
+        self.reg_covar = float(reg_covar)
+        self.tol, self.min_iters, self.max_iters = _check_iters(tol, min_iters, max_iters)
+        self._rng = np.random.default_rng(seed)
+        self.backend = backends.get_backend(backend)
+        self._params = None                   # (weights, means, covars) float64
+        self._form = None
+        given = [p is not None for p in (means, covars, weights)]
+        if any(given):
+            self._set_params(*check_params(self.M, self.D, self.cvtype, means, covars, weights))
+        self.components = Components(self)
+        self.n_iter_ = 0
+        self.converged_ = False
+        self.loglik_history_: list[float] = []
+
+    def __repr__(self):
+        state = "trained" if self._params is not None else "unseeded"
+        return (f"GMM(M={self.M}, D={self.D}, cvtype={self.cvtype!r}, "
+                f"backend={self.backend.name!r}, {state})")
+
+    # -- parameters ----------------------------------------------------------------------
+    def _set_params(self, weights, means, covars):
+        self._form = G.scoring_form(weights, means, covars, self.cvtype)
+        self._params = {"weights": weights, "means": means, "covars": covars}
+
+    def _get(self, name):
+        if self._params is None:
+            raise ValueError("the model has no parameters yet: train it first or pass "
+                             "means, covars and weights")
+        return self._params[name]
+
+    @property
+    def has_params(self) -> bool:
+        return self._params is not None
+
+    # -- training ------------------------------------------------------------------------
+    def train(self, data, num_iters=None, *, min_iters=None, max_iters=None, tol=None,
+              seed=None, sample_weight=None) -> float:
+        """Run EM on ``data`` (N x D) and return its total log-likelihood under the result.
+
+        ``num_iters`` runs exactly that many iterations; otherwise EM stops once the relative
+        change of the mean log-likelihood is below ``tol``, within ``min_iters..max_iters``.
+        A second call continues from the current parameters.  ``sample_weight`` (N,) weights
+        each sample's contribution (the log-likelihood returned is weighted too).
+        """
+        X = check_data(data, self.D)
+        weight = check_sample_weight(sample_weight, X.shape[0])
+        if num_iters is not None:
+            n = _check_nonneg_int(num_iters, "num_iters")
+            tol, min_iters, max_iters = 0.0, n, n
+        else:
+            tol, min_iters, max_iters = _check_iters(
+                self.tol if tol is None else tol,
+                self.min_iters if min_iters is None else min_iters,
+                self.max_iters if max_iters is None else max_iters)
+        rng = self._rng if seed is None else np.random.default_rng(seed)
+        prep = self.backend.prepare(X, weight)
+        if self._params is None:
+            self._seed(prep, rng)
+        total_w = prep.total_weight
+        history, prev, converged = [], None, False
+        for it in range(max_iters + 1):
+            if it == max_iters:                      # score the final parameters
+                ll = _finite_loglik(self._total_loglik(prep))
+                history.append(ll / total_w)
+                break
+            stats = self.backend.fused_stats(prep, self._form)
+            ll = _finite_loglik(stats.loglik)
+            history.append(ll / total_w)
+            if prev is not None and it >= min_iters and \
+                    abs(ll - prev) <= tol * max(abs(ll), total_w):
+                converged = True
+                break
+            self._m_step(stats, prep, rng)
+            prev = ll
+        self.n_iter_ = it
+        self.converged_ = converged
+        self.loglik_history_ = history
+        return ll
+
+    def _m_step(self, stats: G.Stats, prep, rng):
+        weights, means, covars = G.m_step(stats, self.cvtype, self.reg_covar)
+        dead = np.flatnonzero(G.dead_mask(stats.N))
+        if dead.size:
+            weights, means, covars = self._reseed(dead, stats, prep, weights, means, covars)
+        self._set_params(weights, means, covars)
+
+    def _total_loglik(self, prep) -> float:
+        ll = self.backend.loglik(prep, self._form)
+        return float(ll.sum() if prep.weight is None else prep.weight @ ll)
+
+    def _reseed(self, dead, stats, prep, weights, means, covars):
+        """Re-seed components that lost their mass at the worst-explained samples."""
+        warnings.warn(f"em: {dead.size} component(s) lost all their mass "
+                      f"({dead.tolist()[:10]}); re-seeding them from the worst-explained samples",
+                      EMWarning, stacklevel=4)
+        ll = self.backend.loglik(prep, self._form)
+        if prep.weight is not None:
+            ll[prep.weight <= 0] = np.inf
+        worst = np.argsort(ll, kind="stable")[:dead.size]
+        _, cov = G.global_moments(stats, self.cvtype)
+        means[dead] = prep.X[worst]
+        covars[dead] = _regularise(cov, self.reg_covar, self.cvtype)
+        weights[dead] = 1.0 / prep.N                 # the mass of one average sample
+        return weights / weights.sum(), means, covars
+
+    def _seed(self, prep, rng):
+        """Means at distinct random samples, covariances from the data, uniform weights."""
+        M, D = self.M, self.D
+        if prep.N < M:
+            raise ValueError(f"cannot seed {M} components from {prep.N} samples: "
+                             "need at least M samples (or pass initial parameters)")
+        one = G.ScoringForm(self.cvtype, prep.center[None, :],
+                            np.ones((1, D)) if self.cvtype == "diag" else np.eye(D)[None],
+                            np.zeros(1))
+        _, cov = G.global_moments(self.backend.fused_stats(prep, one), self.cvtype)
+        rows = _distinct_rows(prep, M, rng)
+        means = prep.X[rows].astype(np.float64)
+        covars = np.repeat(_regularise(cov, self.reg_covar, self.cvtype)[None], M, axis=0)
+        if self.cvtype == "full":
+            G.cholesky_lower(covars, "data covariance + reg_covar")
+        self._set_params(np.full(M, 1.0 / M), means, covars)
+
+    # -- scoring -------------------------------------------------------------------------
+    def _prepare(self, data):
+        self._get("means")
+        return self.backend.prepare(check_data(data, self.D))
+
+    def score(self, data) -> np.ndarray:
+        """Per-sample log-likelihoods (N,), float64; sum or average them for totals."""
+        prep = self._prepare(data)
+        return self.backend.loglik(prep, self._form)
+
+    def predict(self, data) -> np.ndarray:
+        """Index of the most likely component for each sample (N,)."""
+        prep = self._prepare(data)
+        return self.backend.argmax(prep, self._form)
+
+    def eval(self, data):
+        """(per-sample log-likelihood (N,), posteriors (N, M) whose rows sum to 1).
+
+        The 2011 code returned unnormalised M x N likelihoods; this returns the normalised,
+        sample-major posteriors p(k | x_n).
+        """
+        prep = self._prepare(data)
+        ll, log_post = self.backend.log_posteriors(prep, self._form)
+        return ll, np.exp(log_post)
+
+    # -- persistence ---------------------------------------------------------------------
+    def save(self, path) -> None:
+        """Write the parameters to a ``.npz`` file (see :mod:`em.persist`)."""
+        from em.persist import save_gmm
+        save_gmm(self, path)
+
+    @classmethod
+    def load(cls, path, backend: str = "auto") -> "GMM":
+        """Read a model written by :meth:`save`."""
+        from em.persist import load_gmm
+        return load_gmm(path, backend=backend)
+
+
+def _regularise(cov, reg, cvtype):
+    if cvtype == "diag":
+        return np.maximum(cov, 0.0) + reg
+    return cov + reg * np.eye(cov.shape[0])
+
+
+def _distinct_rows(prep, M, rng) -> np.ndarray:
+    """Indices of M samples with distinct rows (and positive weight), chosen at random."""
+    order = rng.permutation(prep.N)
+    if prep.weight is not None:
+        order = order[prep.weight[order] > 0]
+    for candidates in (order[:4 * M], order):
+        _, first = np.unique(prep.X[candidates], axis=0, return_index=True)
+        if first.size >= M:
+            return candidates[np.sort(first)[:M]]
+    raise ValueError(f"the data has only {first.size} distinct (weighted) samples, fewer than "
+                     f"M={M} components: use fewer components or pass initial parameters")
+
+
+def _finite_loglik(ll: float) -> float:
+    if not np.isfinite(ll):
+        raise FloatingPointError(
+            f"log-likelihood is {ll}: some sample has zero density under every component "
+            "(check the data scale, reg_covar and the initial parameters)")
+    return float(ll)
+
+
+def _check_nonneg_int(value, name):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return int(value)
+
+
+def _check_iters(tol, min_iters, max_iters):
+    if not (isinstance(tol, (int, float, np.floating)) and np.isfinite(tol) and tol >= 0):
+        raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
+    min_iters = _check_nonneg_int(min_iters, "min_iters")
+    max_iters = _check_nonneg_int(max_iters, "max_iters")
+    if min_iters > max_iters:
+        raise ValueError(f"min_iters ({min_iters}) exceeds max_iters ({max_iters})")
+    return float(tol), min_iters, max_iters

@@ -1,0 +1,132 @@
+"""Math of the EM Gaussian mixture: parameters <-> scoring form, statistics -> parameters.
+
+Nothing here touches data; backends do (see ``em.backends``).  The two value types below are
+the kernel contract of DESIGN.md:
+
+* :class:`ScoringForm` -- what a backend needs to evaluate
+  ``log rho_nk = log_const_k - 1/2 (x_n - mu_k)^T P_k (x_n - mu_k)``.
+* :class:`Stats` -- what one fused pass returns: total log-likelihood and the sufficient
+  statistics N_k, S1_k, S2_k, all accumulated in float64 about the data's centre ``c``
+  (``S1_k = sum_n r_nk (x_n - c)``, ``S2_k = sum_n r_nk (x_n - c)(x_n - c)^T`` or its diagonal).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg import solve_triangular
+
+LOG_2PI = np.log(2.0 * np.pi)
+CVTYPES = ("diag", "full")
+
+
+@dataclass(frozen=True)
+class ScoringForm:
+    """Parameters in the form kernels evaluate.
+
+    means: (M, D).  prec: (M, D) inverse variances for ``diag``; for ``full`` an upper-triangular
+    Cholesky factor U (M, D, D) of the precision, P = U U^T, so the quadratic form is
+    ``||(x - mu) @ U||^2``.  log_const: (M,).  All float64, C-contiguous.
+    """
+
+    cvtype: str
+    means: np.ndarray
+    prec: np.ndarray
+    log_const: np.ndarray
+
+    @property
+    def M(self) -> int:
+        return self.means.shape[0]
+
+    @property
+    def D(self) -> int:
+        return self.means.shape[1]
+
+
+@dataclass
+class Stats:
+    """Result of one fused pass (float64).  ``S2`` is (M, D) for diag, (M, D, D) for full."""
+
+    loglik: float
+    N: np.ndarray
+    S1: np.ndarray
+    S2: np.ndarray
+    center: np.ndarray
+
+
+class CovarianceError(ValueError):
+    """A covariance matrix is not symmetric positive definite."""
+
+
+def cholesky_lower(covars: np.ndarray, what: str = "covars") -> np.ndarray:
+    """Lower Cholesky factors of a stack of covariances, naming the first bad component."""
+    chol = np.empty_like(covars)
+    for k, cov in enumerate(covars):
+        try:
+            chol[k] = np.linalg.cholesky(cov)
+        except np.linalg.LinAlgError:
+            raise CovarianceError(
+                f"{what}[{k}] is not positive definite; for a trained model increase reg_covar"
+            ) from None
+    return chol
+
+
+def scoring_form(weights, means, covars, cvtype: str) -> ScoringForm:
+    """Build the scoring form of an EM-GMM: log_const = log w + 1/2 log|P| - D/2 log 2pi.
+
+    ``covars`` is (M, D) variances for diag, (M, D, D) for full.
+    """
+    D = means.shape[1]
+    with np.errstate(divide="ignore"):
+        log_w = np.log(weights)
+    if cvtype == "diag":
+        prec = 1.0 / covars
+        half_logdet = 0.5 * np.log(prec).sum(axis=1)
+    else:
+        chol = cholesky_lower(covars)
+        eye = np.eye(D)
+        prec = np.stack([solve_triangular(L, eye, lower=True).T for L in chol])
+        half_logdet = -np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
+    log_const = log_w + half_logdet - 0.5 * D * LOG_2PI
+    return ScoringForm(cvtype, np.ascontiguousarray(means, dtype=np.float64),
+                       np.ascontiguousarray(prec, dtype=np.float64),
+                       np.ascontiguousarray(log_const, dtype=np.float64))
+
+
+def m_step(stats: Stats, cvtype: str, reg_covar: float):
+    """Maximum-likelihood parameters from statistics: (weights, means, covars).
+
+    Components whose mass is below :func:`dead_mask`'s threshold get finite placeholder values;
+    the caller re-seeds them.
+    """
+    N = stats.N
+    total = N.sum()
+    alive = ~dead_mask(N)
+    Nk = np.where(alive, N, 1.0)
+    d = stats.S1 / Nk[:, None]                      # mean offset from the data centre
+    means = stats.center + d
+    if cvtype == "diag":
+        covars = stats.S2 / Nk[:, None] - d * d + reg_covar
+        covars = np.maximum(covars, reg_covar)     # rounding can undercut the regulariser
+    else:
+        covars = stats.S2 / Nk[:, None, None] - d[:, :, None] * d[:, None, :]
+        covars = 0.5 * (covars + covars.transpose(0, 2, 1))
+        idx = np.arange(covars.shape[1])
+        covars[:, idx, idx] += reg_covar
+    weights = N / total
+    return weights, means, covars
+
+
+def dead_mask(N: np.ndarray) -> np.ndarray:
+    """Components that lost (almost) all their mass: N_k below 1e-8 of the total mass."""
+    return N < 1e-8 * max(N.sum(), np.finfo(float).tiny)
+
+
+def global_moments(stats: Stats, cvtype: str):
+    """Mean and covariance (diag: variances) of the whole data set, from any pass's statistics."""
+    total = stats.N.sum()
+    s1 = stats.S1.sum(axis=0) / total
+    s2 = stats.S2.sum(axis=0) / total
+    if cvtype == "diag":
+        return stats.center + s1, s2 - s1 * s1
+    return stats.center + s1, s2 - np.outer(s1, s1)
