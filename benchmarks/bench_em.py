@@ -79,6 +79,24 @@ def time_sklearn(X, params, cvtype, iters):
     return (run(iters + 1) - t1) / iters
 
 
+def compile_times(M, D, cvtype, dtype="float32"):
+    """(cold build s, warm load s): a fresh cache, then a new process finding it on disk."""
+    import subprocess
+    import sys
+    import tempfile
+    code = ("import time; from em.backends.c_backend import CBackend; b = CBackend(); "
+            "t = time.perf_counter(); b.module({M}, {D}, '{cv}', '{dt}'); "
+            "print(time.perf_counter() - t)").format(M=M, D=D, cv=cvtype, dt=dtype)
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, EM_CACHE_DIR=tmp)
+        run = [sys.executable, "-c", code]
+        cold = float(subprocess.run(run, env=env, capture_output=True, text=True,
+                                    check=True).stdout)
+        warm = float(subprocess.run(run, env=env, capture_output=True, text=True,
+                                    check=True).stdout)
+    return cold, warm
+
+
 def main(argv=None):
     from em import backends
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -104,6 +122,11 @@ def main(argv=None):
     shapes = [(a.N, a.D, a.M)]
     if a.sweep:
         shapes += [(a.N, a.D, m) for m in (8, 256)] + [(a.N, d, a.M) for d in (13, 128)]
+    if "c" in names:
+        for cv in cvtypes:
+            cold, warm = compile_times(a.M, a.D, cv)
+            print(f"c backend, {cv} M={a.M} D={a.D}: first compile {cold:.2f} s, "
+                  f"cached load in a new process {warm * 1e3:.1f} ms")
     for N, D, M in shapes:
         for cv in cvtypes:
             X, params = problem(N, D, M, cv)

@@ -3,7 +3,7 @@
 ``from em import GMM, compute_distance_BIC``; see README.md.
 """
 from em.bic import compute_distance_BIC
-from em.gmm import GMM, EMWarning
+from em.gmm import GMM, EMWarning  # noqa: F401  (EMWarning: import it by name)
 
 __version__ = "0.1.0"
 __all__ = ["GMM", "compute_distance_BIC"]

@@ -1,6 +1,8 @@
 """Command line of the specializer.
 
-``python -m em info``    backends available here (and why others are not)
+``python -m em info``    backends available here (and why others are not), compiler, cache, tuning
+``python -m em render --backend c --kernel gmm --M 64 --D 39 --cvtype full --dtype float32``
+                         print the generated source of a kernel
 """
 from __future__ import annotations
 
@@ -20,6 +22,38 @@ def _info(_args) -> int:
     for name, reason in backends.status().items():
         print(f"  {name:8s} {'available' if reason is None else 'unavailable: ' + reason}")
     print(f"auto -> {backends.get_backend('auto').name}")
+    from em.specializer import cache, compile as cc, tuning
+    try:
+        print(f"C++ compiler: {cc.compiler_version()}")
+        print(f"  flags: {' '.join(cc.CFLAGS)}")
+    except cc.CompileError as exc:
+        print(f"C++ compiler: none ({exc})")
+    print(f"kernel cache: {cache.kernel_dir()} "
+          f"({sum(1 for _ in cache.kernel_dir().glob('*/kernel.so'))} compiled kernels; "
+          f"env {cache.ENV_VAR} moves it)")
+    table = tuning.read()
+    print(f"tuning file: {cache.tuning_file()} ({len(table)} problems; "
+          f"autotuning {'on' if tuning.enabled() else 'off'}, env {tuning.ENV_VAR})")
+    for key, record in sorted(table.items()):
+        times = ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in record.get("times_s", {}).items())
+        print(f"  {key}: {record.get('variant')}  ({times})")
+    return 0
+
+
+def _render(args) -> int:
+    from em.specializer.render import render
+    if args.backend == "c":
+        from em.backends.c_backend import render_params
+        params = render_params(args.M, args.D, args.cvtype, args.dtype)
+    else:
+        print(f"unknown backend {args.backend!r}", file=sys.stderr)
+        return 2
+    if args.variant:
+        params["variants"] = [v for v in params["variants"] if v["name"] == args.variant]
+        if not params["variants"]:
+            print(f"no variant {args.variant!r} for this problem", file=sys.stderr)
+            return 2
+    print(render(args.backend, args.kernel, params))
     return 0
 
 
@@ -28,6 +62,15 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="print available backends and why others are not").set_defaults(
         func=_info)
+    r = sub.add_parser("render", help="print the generated source of a kernel")
+    r.add_argument("--backend", default="c", choices=["c"])
+    r.add_argument("--kernel", default="gmm", help="template name (default gmm: all kernels)")
+    r.add_argument("--M", type=int, required=True)
+    r.add_argument("--D", type=int, required=True)
+    r.add_argument("--cvtype", choices=["diag", "full"], default="diag")
+    r.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    r.add_argument("--variant", help="only this code variant")
+    r.set_defaults(func=_render)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -63,6 +63,8 @@ def check_data(data, D: int | None = None, name: str = "data") -> np.ndarray:
     if big > limit:
         raise ValueError(f"{name} has values up to {big:.3g}; squared distances would overflow "
                          f"{X.dtype.name} (limit {limit:g}): rescale the data")
+    if not X.dtype.isnative:                          # compiled kernels read native bytes
+        X = X.astype(X.dtype.newbyteorder("="))
     return np.ascontiguousarray(X)
 
 

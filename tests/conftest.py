@@ -77,3 +77,14 @@ def assert_same_array(before, after):
 @pytest.fixture(params=CVTYPES)
 def cvtype(request) -> str:
     return request.param
+
+
+@pytest.fixture(scope="session", autouse=True)
+def em_cache_dir(tmp_path_factory):
+    """A fresh kernel cache + tuning file for this test session (EM_CACHE_DIR)."""
+    path = tmp_path_factory.getbasetemp() / "em-cache"       # same dir for every module
+    path.mkdir(exist_ok=True)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("EM_CACHE_DIR", str(path))
+    yield path
+    mp.undo()

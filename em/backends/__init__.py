@@ -97,6 +97,12 @@ def _numpy_loader() -> Backend:
     return NumpyBackend()
 
 
+def _c_loader() -> Backend:
+    from em.backends.c_backend import load_backend
+    return load_backend()
+
+
+register("c", _c_loader)
 register("numpy", _numpy_loader)
 
 __all__ = ["Backend", "BackendUnavailable", "Prepared", "get_backend", "register", "names",

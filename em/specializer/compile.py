@@ -1,0 +1,126 @@
+"""C++ source -> a loaded shared library, through codepy's gcc toolchain, cached on disk.
+
+A kernel is cached under ``<cache>/kernels/<hash>/`` where the hash covers the source, the full
+compiler command line, the compiler's version and the CPU (``-march=native`` code is only valid
+on the CPU it was built for).  Several processes may build the same kernel at once: they
+serialise on a per-kernel file lock (released by the OS if a process dies) and the library is
+moved into place atomically, so nobody ever loads a half-written file.
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import time
+from functools import lru_cache
+from pathlib import Path
+
+from filelock import FileLock
+
+from em.specializer.cache import kernel_dir
+
+CFLAGS = ["-O3", "-march=native", "-fopenmp", "-fPIC", "-std=c++17", "-fno-math-errno",
+          "-fno-trapping-math", "-ffp-contract=fast", "-w"]
+LDFLAGS = ["-shared", "-fopenmp"]
+LOCK_TIMEOUT_S = 600
+
+
+class CompileError(RuntimeError):
+    """The compiler rejected a kernel; the message carries its output."""
+
+
+@lru_cache(maxsize=None)
+def toolchain():
+    """codepy GCCToolchain for shared C++/OpenMP libraries; raises CompileError without g++."""
+    from codepy.toolchain import GCCToolchain
+    cc = os.environ.get("EM_CXX", "g++")
+    if shutil.which(cc) is None:
+        raise CompileError(f"no C++ compiler: {cc!r} not found on PATH (set EM_CXX)")
+    return GCCToolchain(cc=cc, ld=cc, cflags=list(CFLAGS), ldflags=list(LDFLAGS),
+                        libraries=[], library_dirs=[], include_dirs=[], defines=[],
+                        undefines=[], so_ext=".so", o_ext=".o", features=set())
+
+
+@lru_cache(maxsize=None)
+def compiler_version() -> str:
+    """First line of the compiler's --version (part of the cache key)."""
+    try:
+        return toolchain().get_version().splitlines()[0]
+    except (RuntimeError, OSError, IndexError) as exc:
+        raise CompileError(f"cannot run {toolchain().cc} --version: {exc}") from None
+
+
+@lru_cache(maxsize=None)
+def cpu_id() -> str:
+    """The CPU model and feature flags, which -march=native code depends on."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        lines = [ln for ln in text.splitlines() if ln.startswith(("model name", "flags"))]
+        return "\n".join(dict.fromkeys(lines))
+    except OSError:
+        return platform.processor() or platform.machine()
+
+
+@lru_cache(maxsize=None)
+def cpu_hash() -> str:
+    """Short stable name of this CPU, for keys of things that depend on it."""
+    return hashlib.sha256(cpu_id().encode()).hexdigest()[:12]
+
+
+def command_line(src: str, out: str) -> list[str]:
+    return [*toolchain()._cmdline([src], is_object=False), "-o", out]
+
+
+def source_hash(source: str) -> str:
+    h = hashlib.sha256()
+    for part in (source, " ".join(command_line("k.cpp", "k.so")), compiler_version(), cpu_id()):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:32]
+
+
+def build(source: str) -> tuple[Path, bool]:
+    """Compiled library for ``source``: (path, whether it was compiled now)."""
+    key = source_hash(source)
+    folder = kernel_dir() / key
+    lib = folder / "kernel.so"
+    if lib.exists():
+        return lib, False
+    folder.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder) + ".lock", timeout=LOCK_TIMEOUT_S):
+        if lib.exists():                       # another process built it meanwhile
+            return lib, False
+        with tempfile.TemporaryDirectory(dir=folder) as tmp:
+            src = os.path.join(tmp, "kernel.cpp")
+            with open(src, "w") as f:
+                f.write(source)
+            out = os.path.join(tmp, "kernel.so")
+            cmd = command_line(src, out)
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise CompileError(f"{' '.join(cmd)} failed:\n{proc.stderr.strip()[-4000:]}")
+            os.replace(src, folder / "kernel.cpp")
+            os.replace(out, lib)               # atomic: readers see all or nothing
+    return lib, True
+
+
+_LOADED: dict[str, ctypes.CDLL] = {}
+
+
+def load(source: str) -> tuple[ctypes.CDLL, dict]:
+    """Build (or find) and load ``source``; returns the library and timing facts."""
+    t0 = time.perf_counter()
+    lib_path, compiled = build(source)
+    t1 = time.perf_counter()
+    key = str(lib_path)
+    if key not in _LOADED:
+        try:
+            _LOADED[key] = ctypes.CDLL(key)
+        except OSError as exc:
+            raise CompileError(f"cannot load {key}: {exc}") from None
+    return _LOADED[key], {"compiled": compiled, "build_s": t1 - t0,
+                          "load_s": time.perf_counter() - t1, "path": key}

@@ -1,0 +1,339 @@
+"""The compiled CPU backend (em.backends.c_backend) against the numpy oracle.
+
+Every code variant of every problem of a grid of (M, D) x cvtype x dtype, on tiny and odd N,
+soft and hard statistics, per-sample weights and all scoring modes.  Kernel outputs are
+poisoned (NaN / -1) before the call, so an element a kernel forgets to write shows up.
+"""
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+import numpy as np
+import pytest
+
+import em.backends.c_backend as c_backend
+from em.backends.c_backend import CBackend
+from em.backends.numpy_backend import NumpyBackend
+from em.models.gaussian import scoring_form
+
+from c_helpers import (TOL, assert_close_elementwise, assert_stats_close,  # noqa
+                       make_data, make_form, make_weights, near_ties, problem_params)
+
+SHAPES = {
+    "diag": [(1, 1), (3, 1), (1, 5), (5, 19), (7, 40), (16, 128), (512, 3), (64, 39)],
+    "full": [(1, 1), (3, 1), (1, 5), (5, 19), (7, 40), (4, 64), (64, 39)],
+}
+DTYPES = ("float32", "float64")
+NS = (1, 2, 17, 333, 1000)
+
+PROBLEMS = [(M, D, cv, dt) for cv, shapes in SHAPES.items() for (M, D) in shapes
+            for dt in DTYPES]
+CASES = [pytest.param(M, D, cv, dt, v["name"], id=f"{cv}-M{M}-D{D}-{dt}-{v['name']}")
+         for (M, D, cv, dt) in PROBLEMS for v in c_backend.variants(M, D, cv, dt)]
+
+ORACLE = NumpyBackend()
+_BACKENDS: dict[str, CBackend] = {}
+
+
+pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")   # no silent numpy fallback
+
+
+def backend_for(variant: str, M: int, D: int, cv: str, dt: str) -> CBackend:
+    """One CBackend per variant for the whole module (it keeps its loaded modules); fails
+    (rather than silently testing the numpy fallback) if the problem's kernel does not build."""
+    if variant not in _BACKENDS:
+        _BACKENDS[variant] = CBackend(variant=variant)
+    backend = _BACKENDS[variant]
+    assert backend.module(M, D, cv, dt) is not None, f"kernel {cv} M={M} D={D} {dt} not built"
+    return backend
+
+
+@pytest.fixture(scope="module", autouse=True)
+def precompiled(em_cache_dir):
+    """Build every kernel module of the grid up front, one compiler per core."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from em.specializer import compile as cc
+    from em.specializer.render import render
+
+    cc.toolchain(), cc.compiler_version()          # lru-cached: fill before threads start
+
+    def build(problem):
+        try:
+            cc.build(render("c", "gmm", c_backend.render_params(*problem)))
+        except cc.CompileError:
+            pass                                   # the tests of that problem report it
+
+    with ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1))) as pool:
+        list(pool.map(build, PROBLEMS))
+
+
+def _poisoned(shape, dtype=np.float64):
+    dtype = np.dtype(dtype)
+    return np.full(shape, np.nan if dtype.kind == "f" else -1, dtype)
+
+
+@pytest.fixture(autouse=True)
+def poison(monkeypatch):
+    """Kernel outputs start as NaN (float) / -1 (int64) instead of whatever np.empty gives."""
+    monkeypatch.setattr(c_backend, "_out", _poisoned)
+
+
+# -- oracle results, shared by all variants of a problem ------------------------------------
+@lru_cache(maxsize=None)
+def data(M, D, cv, dt, N, weighted=False):
+    X = make_data(M, D, cv, N, dt)
+    w = make_weights(N) if weighted else None
+    X.setflags(write=False)
+    return X, w
+
+
+@lru_cache(maxsize=None)
+def oracle_scores(M, D, cv, dt, N):
+    X, _ = data(M, D, cv, dt, N)
+    form = make_form(M, D, cv)
+    prep = ORACLE.prepare(X)
+    return ORACLE.log_posteriors(prep, form)
+
+
+@lru_cache(maxsize=None)
+def hard_data(M, D, cv, dt, N, weighted):
+    """The data without near-tie samples (their hard assignment is a matter of rounding)."""
+    X, w = data(M, D, cv, dt, N, weighted)
+    ll, lp = oracle_scores(M, D, cv, dt, N)
+    keep = ~near_ties(ll, lp, 1e-4)
+    X = np.ascontiguousarray(X[keep])
+    X.setflags(write=False)
+    return X, (None if w is None else w[keep])
+
+
+@lru_cache(maxsize=None)
+def oracle_stats(M, D, cv, dt, N, hard, weighted):
+    X, w = (hard_data if hard else data)(M, D, cv, dt, N, weighted)
+    if X.shape[0] == 0 or (w is not None and w.sum() == 0):
+        return None
+    return ORACLE.fused_stats(ORACLE.prepare(X, w), make_form(M, D, cv), hard)
+
+
+def run_fused(M, D, cv, dt, N, variant, hard, weighted):
+    X, w = (hard_data if hard else data)(M, D, cv, dt, N, weighted)
+    ref = oracle_stats(M, D, cv, dt, N, hard, weighted)
+    if ref is None:
+        pytest.skip("no (weighted) samples left after removing near ties")
+    backend = backend_for(variant, M, D, cv, dt)
+    form = make_form(M, D, cv)
+    before = X.copy()
+    got = backend.fused_stats(backend.prepare(X, w), form, hard=hard)
+    np.testing.assert_array_equal(X, before)                   # input untouched
+    assert_stats_close(got, ref, TOL[dt], X, w,
+                       what=f"{cv} M={M} D={D} {dt} N={X.shape[0]} {variant} hard={hard} "
+                            f"weighted={weighted}")
+
+
+# -- the grid ------------------------------------------------------------------------------
+@pytest.mark.parametrize("N", NS)
+@pytest.mark.parametrize("M, D, cv, dt, variant", CASES)
+def test_fused_soft(M, D, cv, dt, variant, N):
+    run_fused(M, D, cv, dt, N, variant, hard=False, weighted=False)
+
+
+@pytest.mark.parametrize("N", NS)
+@pytest.mark.parametrize("M, D, cv, dt, variant", CASES)
+def test_fused_hard(M, D, cv, dt, variant, N):
+    run_fused(M, D, cv, dt, N, variant, hard=True, weighted=False)
+
+
+@pytest.mark.parametrize("N", NS)
+@pytest.mark.parametrize("M, D, cv, dt, variant", CASES)
+def test_fused_weighted(M, D, cv, dt, variant, N):
+    run_fused(M, D, cv, dt, N, variant, hard=False, weighted=True)
+    run_fused(M, D, cv, dt, N, variant, hard=True, weighted=True)
+
+
+@pytest.mark.parametrize("N", NS)
+@pytest.mark.parametrize("M, D, cv, dt, variant", CASES)
+def test_scores(M, D, cv, dt, variant, N):
+    X, _ = data(M, D, cv, dt, N)
+    ref_ll, ref_lp = oracle_scores(M, D, cv, dt, N)
+    backend = backend_for(variant, M, D, cv, dt)
+    form = make_form(M, D, cv)
+    prep = backend.prepare(X)
+    tol = TOL[dt]
+    what = f"{cv} M={M} D={D} {dt} N={N} {variant}"
+
+    ll = backend.loglik(prep, form)
+    assert ll.shape == (N,) and ll.dtype == np.float64
+    assert np.isfinite(ll).all(), f"{what}: loglik not written: {ll}"
+    assert_close_elementwise(ll, ref_ll, tol, what=what + " loglik")
+
+    ll2, lp = backend.log_posteriors(prep, form)
+    assert lp.shape == (N, M) and lp.dtype == np.float64
+    assert np.isfinite(ll2).all() and np.isfinite(lp).all(), f"{what}: log_posteriors not written"
+    assert_close_elementwise(ll2, ref_ll, tol, what=what + " log_posteriors ll")
+    # a log posterior is log rho_nk - ll_n, both computed in the data's dtype: its rounding
+    # error scales with |log rho_nk| <= |log post_nk| + |ll_n|, not with |log post_nk| alone
+    scale = np.abs(ref_lp) + np.abs(ref_ll)[:, None]
+    assert_close_elementwise(lp, ref_lp, tol, scale=scale, what=what + " log posteriors")
+
+    arg = backend.argmax(prep, form)
+    assert arg.shape == (N,) and arg.dtype == np.int64
+    assert ((arg >= 0) & (arg < M)).all(), f"{what}: argmax not written / out of range: {arg}"
+    ref_arg = ref_lp.argmax(axis=1)
+    ties = near_ties(ref_ll, ref_lp, 1e-4)
+    bad = (arg != ref_arg) & ~ties
+    assert not bad.any(), f"{what}: argmax differs at samples {np.flatnonzero(bad)[:10]}"
+
+
+# -- edges ---------------------------------------------------------------------------------
+EDGE_PROBLEMS = [(5, 19, "diag", "float32"), (5, 19, "diag", "float64"),
+                 (5, 19, "full", "float32"), (5, 19, "full", "float64")]
+
+
+def _variant_params(problems):
+    return [pytest.param(*p, v["name"], id=f"{p[2]}-M{p[0]}-D{p[1]}-{p[3]}-{v['name']}")
+            for p in problems for v in c_backend.variants(*p)]
+
+
+@pytest.mark.parametrize("M, D, cv, dt, variant", _variant_params(EDGE_PROBLEMS))
+def test_zero_weight_component(M, D, cv, dt, variant):
+    """A component of weight 0 has log_const = -inf: no mass, no NaN anywhere."""
+    _, weights, means, covars = problem_params(M, D, cv)
+    weights = weights.copy()
+    weights[1] = 0.0
+    form = scoring_form(weights / weights.sum(), means, covars, cv)
+    X = make_data(M, D, cv, 777, dt)
+    backend = backend_for(variant, M, D, cv, dt)
+    prep = backend.prepare(X)
+    ref = ORACLE.fused_stats(ORACLE.prepare(X), form)
+    got = backend.fused_stats(prep, form)
+    assert_stats_close(got, ref, TOL[dt], X, what=f"zero-weight component {variant}")
+    assert got.N[1] <= TOL[dt] * got.N.sum()
+    ref_ll, ref_lp = ORACLE.log_posteriors(ORACLE.prepare(X), form)
+    ll, lp = backend.log_posteriors(prep, form)
+    assert not np.isnan(lp).any()
+    assert_close_elementwise(ll, ref_ll, TOL[dt])
+    assert (lp[:, 1] == -np.inf).all()
+    keep = np.arange(M) != 1
+    assert_close_elementwise(lp[:, keep], ref_lp[:, keep], TOL[dt],
+                             scale=np.abs(ref_lp[:, keep]) + np.abs(ref_ll)[:, None])
+    assert (backend.argmax(prep, form) != 1).all()
+
+
+@pytest.mark.parametrize("M, D, cv, dt, variant", _variant_params(EDGE_PROBLEMS))
+def test_outliers_and_offset_data(M, D, cv, dt, variant):
+    """Data far from every component (log rho ~ -1e4) and far from the origin."""
+    X = make_data(M, D, cv, 555, dt).astype(np.float64)
+    X[::50] += 150.0                                   # outliers
+    X = np.ascontiguousarray(X.astype(dt))
+    form = make_form(M, D, cv)
+    backend = backend_for(variant, M, D, cv, dt)
+    prep = backend.prepare(X)
+    assert_stats_close(backend.fused_stats(prep, form), ORACLE.fused_stats(ORACLE.prepare(X),
+                       form), TOL[dt], X, what=f"outliers {variant}")
+    ref_ll, ref_lp = ORACLE.log_posteriors(ORACLE.prepare(X), form)
+    ll, lp = backend.log_posteriors(prep, form)
+    assert np.isfinite(lp).all()
+    assert_close_elementwise(ll, ref_ll, TOL[dt])
+    assert_close_elementwise(lp, ref_lp, TOL[dt], scale=np.abs(ref_lp) + np.abs(ref_ll)[:, None])
+
+
+def test_unknown_variant_is_an_error():
+    X = make_data(5, 19, "diag", 10, "float64")
+    backend = CBackend(variant="no-such-variant")
+    with pytest.raises(ValueError, match="no-such-variant"):
+        backend.fused_stats(backend.prepare(X), make_form(5, 19, "diag"))
+
+
+def test_variants_listing():
+    for (M, D, cv, dt) in PROBLEMS:
+        vs = c_backend.variants(M, D, cv, dt)
+        names = [v["name"] for v in vs]
+        assert names and len(set(names)) == len(names)
+
+
+# -- training end to end -------------------------------------------------------------------
+TRAIN_TOL = {"float32": 1e-4, "float64": 1e-9}
+
+
+def _rel(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("cv", ["diag", "full"])
+@pytest.mark.parametrize("M, D", [(5, 19), (3, 1)])
+def test_training_matches_numpy(M, D, cv, dt):
+    from em import GMM
+    _, weights, means, covars = problem_params(M, D, cv)
+    X = make_data(M, D, cv, 3000, dt, seed=5)
+    models = {}
+    for name in ("numpy", "c"):
+        g = GMM(M, D, cv, means, covars, weights, backend=name)
+        assert g.backend.name == name
+        g.train(X, 5)
+        models[name] = g
+    c, ref = models["c"].components, models["numpy"].components
+    tol = TRAIN_TOL[dt]
+    for attr in ("weights", "means", "covars"):
+        err = _rel(getattr(c, attr), getattr(ref, attr))
+        assert err <= tol, f"{attr}: relative difference {err:.3g} > {tol}"
+    np.testing.assert_allclose(models["c"].loglik_history_, models["numpy"].loglik_history_,
+                               rtol=tol, atol=0)
+    ll_ref, lp_ref = models["numpy"].backend.log_posteriors(
+        models["numpy"].backend.prepare(X), models["numpy"]._form)
+    pred_c, pred_ref = models["c"].predict(X), models["numpy"].predict(X)
+    diff = (pred_c != pred_ref) & ~near_ties(ll_ref, lp_ref, 1e-4)
+    assert not diff.any(), f"predictions differ at {np.flatnonzero(diff)[:10]}"
+    s_c, s_ref = models["c"].score(X), models["numpy"].score(X)
+    assert_close_elementwise(s_c, s_ref, tol, what="score")
+
+
+# -- inputs the public API accepts ---------------------------------------------------------
+@pytest.mark.parametrize("dt", [">f8", ">f4"])
+@pytest.mark.parametrize("cv", ["diag", "full"])
+def test_non_native_byte_order_data(cv, dt):
+    """GMM accepts big-endian float arrays (check_data keeps them as they are); the C backend
+    must give what the numpy backend gives, not read the bytes as little-endian."""
+    from em import GMM
+    M, D = 5, 19
+    _, weights, means, covars = problem_params(M, D, cv)
+    native = make_data(M, D, cv, 333, np.dtype(dt).newbyteorder("=").name)
+    X = native.astype(dt)
+    assert X.dtype.name == native.dtype.name and X.dtype.byteorder == ">"
+    ref = GMM(M, D, cv, means, covars, weights, backend="numpy")
+    g = GMM(M, D, cv, means, covars, weights, backend="c")
+    assert g.backend.name == "c"
+    tol = TOL[native.dtype.name]
+    ref_s = ref.score(native)
+    assert_close_elementwise(g.score(native), ref_s, tol, what="native byte order")
+    s = g.score(X)
+    assert np.isfinite(s).all(), f"score of big-endian data: {s[:5]}"
+    assert_close_elementwise(s, ref_s, tol, what="big-endian score")
+    np.testing.assert_array_equal(g.predict(X), ref.predict(native))
+    g.train(X, 2)
+    ref.train(native, 2)
+    assert _rel(g.components.means, ref.components.means) <= TRAIN_TOL[native.dtype.name]
+
+
+@pytest.mark.parametrize("cv", ["diag", "full"])
+def test_float32_data_far_from_origin(cv):
+    """float32 data 1e4 away from the origin with unit spread: every value is exact in float32
+    and the statistics are defined about the data centre, so nothing forces a precision loss
+    (the numpy oracle is exact to ~1e-15 here).  The tolerances are those of the grid."""
+    M, D, dt = 5, 19, "float32"
+    _, weights, means, covars = problem_params(M, D, cv)
+    offset = 1e4
+    X = np.ascontiguousarray((make_data(M, D, cv, 1000, "float64") + offset).astype(dt))
+    form = scoring_form(weights, means + offset, covars, cv)
+    ref_prep = ORACLE.prepare(X)
+    ref = ORACLE.fused_stats(ref_prep, form)
+    ref_ll, ref_lp = ORACLE.log_posteriors(ref_prep, form)
+    for v in c_backend.variants(M, D, cv, dt):
+        backend = backend_for(v["name"], M, D, cv, dt)
+        prep = backend.prepare(X)
+        what = f"{cv} offset {offset:g} {v['name']}"
+        assert_close_elementwise(backend.loglik(prep, form), ref_ll, TOL[dt],
+                                 what=what + " per-sample loglik")
+        assert_stats_close(backend.fused_stats(prep, form), ref, TOL[dt], X, what=what)

@@ -1,0 +1,332 @@
+"""The specializer around the compiled CPU backend: disk cache, concurrent builds, tuning file,
+degradation without a (working) compiler, the command line, and thread counts."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+import warnings
+
+import numpy as np
+import pytest
+
+import em.backends.c_backend as c_backend
+from em.backends.c_backend import CBackend, _Module
+from em.backends.numpy_backend import NumpyBackend
+from em.specializer import compile as cc
+from em.specializer import tuning
+from em.specializer.render import render
+
+from c_helpers import (PYTHON, ROOT, TOL, assert_close_elementwise, assert_stats_close,  # noqa
+                       make_data, make_form, subprocess_env)
+
+ORACLE = NumpyBackend()
+
+
+def run_py(code: str, timeout: float = 120, **env) -> subprocess.CompletedProcess:
+    return subprocess.run([PYTHON, "-c", code], cwd=ROOT, env=subprocess_env(**env),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def run_em(*args, timeout: float = 120, **env) -> subprocess.CompletedProcess:
+    return subprocess.run([PYTHON, "-m", "em", *args], cwd=ROOT, env=subprocess_env(**env),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _default_variant(M, D, cv, dt) -> str:
+    return c_backend.variants(M, D, cv, dt)[0]["name"]
+
+
+# -- (a) the disk cache ---------------------------------------------------------------------
+def test_disk_cache_is_used_by_a_new_process(em_cache_dir):
+    M, D, cv, dt = 5, 19, "diag", "float64"
+    mod = _Module(M, D, cv, dt)                       # built now or earlier in this session
+    source = render("c", "gmm", c_backend.render_params(M, D, cv, dt))
+    path, compiled = cc.build(source)
+    assert compiled is False and str(path) == mod.info["path"]
+    assert path.is_file() and path.parent.parent == em_cache_dir / "kernels"
+    code = (
+        "from em.backends.c_backend import _Module, render_params\n"
+        "from em.specializer import compile as cc\n"
+        "from em.specializer.render import render\n"
+        f"m = _Module({M}, {D}, {cv!r}, {dt!r})\n"
+        f"p, c = cc.build(render('c', 'gmm', render_params({M}, {D}, {cv!r}, {dt!r})))\n"
+        "print(m.info['compiled'], c, m.info['path'], p)\n")
+    proc = run_py(code)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False", "False", str(path), str(path)]
+
+
+# -- (b) concurrent builds of one new kernel ------------------------------------------------
+RACE_SCRIPT = r"""
+import json, sys, time
+import numpy as np
+from em.backends.c_backend import CBackend, _Module
+from em.models.gaussian import scoring_form
+from em.specializer import compile as cc
+cc.toolchain(); cc.compiler_version()
+start = float(sys.argv[1])
+while time.time() < start:
+    time.sleep(0.002)
+M, D, cv, dt = 6, 5, "full", "float64"
+info = _Module(M, D, cv, dt).info
+rng = np.random.default_rng(0)
+X = np.ascontiguousarray(rng.normal(size=(700, D)).astype(dt))
+A = rng.normal(size=(M, D, D))
+covars = A @ A.transpose(0, 2, 1) / D + np.eye(D)
+form = scoring_form(np.full(M, 1.0 / M), rng.normal(size=(M, D)), covars, cv)
+b = CBackend(threads=1, variant=sys.argv[2])
+prep = b.prepare(X)
+s = b.fused_stats(prep, form)
+ll = b.loglik(prep, form)
+tuned = CBackend()                      # also races on the tuning file
+tuned.fused_stats(tuned.prepare(X), form)
+print(json.dumps({"compiled": info["compiled"], "path": info["path"], "ll": s.loglik,
+                  "N": s.N.tolist(), "S1": s.S1.ravel().tolist(), "S2": s.S2.ravel().tolist(),
+                  "lls": ll.tolist()}))
+"""
+
+
+def test_concurrent_builds_of_the_same_kernel(tmp_path):
+    cache = tmp_path / "race-cache"
+    variant = _default_variant(6, 5, "full", "float64")
+    start = time.time() + 4.0                   # all past their imports, then go together
+    env = subprocess_env(EM_CACHE_DIR=cache, EM_AUTOTUNE=None)
+    procs = [subprocess.Popen([PYTHON, "-c", RACE_SCRIPT, repr(start), variant], cwd=ROOT,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=180)
+        assert p.returncode == 0, err
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    libs = sorted((cache / "kernels").glob("*/kernel.so"))
+    assert len(libs) == 1, libs
+    assert {r["path"] for r in results} == {str(libs[0])}
+    assert sum(r["compiled"] for r in results) == 1, [r["compiled"] for r in results]
+    assert sorted(p.name for p in libs[0].parent.iterdir()) == ["kernel.cpp", "kernel.so"]
+    first = results[0]
+    for r in results[1:]:
+        for key in ("ll", "N", "S1", "S2", "lls"):
+            assert r[key] == first[key], key
+    table = tuning.read(cache / "tuning.json")
+    fused = [k for k in table if k.startswith("c/fused/M6/D5/full/float64/")]
+    assert len(fused) == 1 and table[fused[0]]["variant"] in \
+        [v["name"] for v in c_backend.variants(6, 5, "full", "float64")]
+
+
+# -- (c) the tuning file --------------------------------------------------------------------
+def _fail_timing(*args, **kwargs):
+    raise AssertionError("tuning.time_call was called although the choice is known / tuning off")
+
+
+def test_tuning_file(monkeypatch, em_cache_dir):
+    monkeypatch.delenv("EM_AUTOTUNE", raising=False)
+    M, D, cv, dt = 3, 7, "diag", "float64"            # a problem no other test tunes
+    names = [v["name"] for v in c_backend.variants(M, D, cv, dt)]
+    form = make_form(M, D, cv)
+    X = make_data(M, D, cv, 2000, dt)                 # N ~ 1e3
+    ref = ORACLE.fused_stats(ORACLE.prepare(X), form)
+
+    first = CBackend()
+    got = first.fused_stats(first.prepare(X), form)
+    assert_stats_close(got, ref, TOL[dt], X)
+    table = tuning.read()
+    assert tuning.read(em_cache_dir / "tuning.json") == table
+    keys = [k for k in table if f"c/fused/M{M}/D{D}/{cv}/{dt}/N1e3/" in k]
+    assert len(keys) == 1, sorted(table)
+    record = table[keys[0]]
+    assert record["variant"] in names
+    assert set(record["times_s"]) == set(names)
+    assert all(t > 0 for t in record["times_s"].values())
+    assert record["variant"] == min(record["times_s"], key=record["times_s"].get)
+    assert first.chosen()[keys[0]] == record["variant"]
+
+    # a fresh backend (as in a new process) uses the remembered choice without timing
+    monkeypatch.setattr(tuning, "time_call", _fail_timing)
+    second = CBackend()
+    got2 = second.fused_stats(second.prepare(X), form)
+    assert second.chosen() == {keys[0]: record["variant"]}
+    assert_stats_close(got2, ref, TOL[dt], X)
+
+    # EM_AUTOTUNE=0: an unseen problem key (N ~ 1e2) runs the default variant, writes nothing
+    monkeypatch.setenv("EM_AUTOTUNE", "0")
+    before = tuning.read()
+    X2 = make_data(M, D, cv, 200, dt)
+    third = CBackend()
+    got3 = third.fused_stats(third.prepare(X2), form)
+    assert_stats_close(got3, ORACLE.fused_stats(ORACLE.prepare(X2), form), TOL[dt], X2)
+    ll3 = third.loglik(third.prepare(X2), form)
+    assert_close_elementwise(ll3, ORACLE.loglik(ORACLE.prepare(X2), form), TOL[dt])
+    assert set(third.chosen().values()) == {names[0]}
+    assert len(third.chosen()) == 2                    # fused and score keys
+    assert all("/N1e2/" in k for k in third.chosen())
+    assert tuning.read() == before
+
+
+# -- (d) a kernel that does not compile -----------------------------------------------------
+@pytest.mark.parametrize("cv", ["diag", "full"])
+def test_compile_failure_degrades_to_numpy(monkeypatch, cv):
+    monkeypatch.setattr(c_backend, "render",
+                        lambda *a, **k: 'extern "C" int broken( { this is not C++ ;\n')
+    M, D, dt = 4, 6, "float32"
+    form = make_form(M, D, cv)
+    X = make_data(M, D, cv, 300, dt)
+    backend = CBackend()
+    prep = backend.prepare(X)
+    ref_prep = prep              # the fallback runs the oracle on the same prepared data
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        results = [backend.fused_stats(prep, form) for _ in range(3)]
+        hard = backend.fused_stats(prep, form, hard=True)
+        ll = backend.loglik(prep, form)
+        ll2, lp = backend.log_posteriors(prep, form)
+        arg = backend.argmax(prep, form)
+    runtime = [w for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert len(runtime) == 1, [str(w.message) for w in caught]
+    assert "failed to build" in str(runtime[0].message)
+    assert "numpy" in str(runtime[0].message)
+    ref = ORACLE.fused_stats(ref_prep, form)
+    for got in results:
+        assert got.loglik == ref.loglik
+        for name in ("N", "S1", "S2", "center"):
+            np.testing.assert_array_equal(getattr(got, name), getattr(ref, name))
+    ref_hard = ORACLE.fused_stats(ref_prep, form, hard=True)
+    assert hard.loglik == ref_hard.loglik
+    np.testing.assert_array_equal(hard.S2, ref_hard.S2)
+    np.testing.assert_array_equal(ll, ORACLE.loglik(ref_prep, form))
+    r_ll, r_lp = ORACLE.log_posteriors(ref_prep, form)
+    np.testing.assert_array_equal(ll2, r_ll)
+    np.testing.assert_array_equal(lp, r_lp)
+    np.testing.assert_array_equal(arg, ORACLE.argmax(ref_prep, form))
+
+
+# -- (e) no compiler at all ------------------------------------------------------------------
+NO_CXX = "/nonexistent/em-no-such-c++"
+
+
+def test_no_compiler_info(tmp_path):
+    proc = run_em("info", EM_CXX=NO_CXX, EM_CACHE_DIR=tmp_path / "c")
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln for ln in proc.stdout.splitlines() if re.match(r"\s+c\s", ln)]
+    assert len(lines) == 1, proc.stdout
+    assert "unavailable" in lines[0] and NO_CXX in lines[0], lines[0]
+    assert "auto -> numpy" in proc.stdout
+    assert "C++ compiler: none" in proc.stdout
+
+
+def test_no_compiler_gmm_falls_back_to_numpy(tmp_path):
+    code = (
+        "import warnings\n"
+        "import numpy as np\n"
+        "from em import GMM\n"
+        "from em.backends.c_backend import CBackend\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    warnings.simplefilter('always')\n"
+        "    g = GMM(2, 2, backend='c')\n"
+        "    g2 = GMM(2, 2, backend='c')\n"
+        "    X = np.random.default_rng(0).normal(size=(200, 2))\n"
+        "    ll = g.train(X, 3)\n"
+        "    b = CBackend()\n"
+        "    s = [b.loglik(b.prepare(X), g._form) for _ in range(2)]\n"
+        "rw = [str(x.message) for x in w if issubclass(x.category, RuntimeWarning)]\n"
+        "print(g.backend.name, g2.backend.name, np.isfinite(ll), np.isfinite(s[0]).all())\n"
+        "print(len(rw))\n"
+        "print('\\n'.join(rw))\n")
+    proc = run_py(code, EM_CXX=NO_CXX, EM_CACHE_DIR=tmp_path / "c")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].split() == ["numpy", "numpy", "True", "True"]
+    # one warning for the registry fallback, one from the direct CBackend instance
+    assert lines[1] == "2", proc.stdout
+    assert "backend 'c' unavailable" in lines[2] and NO_CXX in lines[2], lines[2]
+    assert NO_CXX in lines[3], lines[3]
+
+
+# -- (f) python -m em render ---------------------------------------------------------------
+RENDER_ARGS = ["render", "--backend", "c", "--kernel", "gmm", "--M", "64", "--D", "39",
+               "--cvtype", "full", "--dtype", "float32"]
+
+
+def _syntax_check(source: str):
+    proc = subprocess.run(["g++", "-fsyntax-only", "-std=c++17", "-fopenmp", "-x", "c++", "-"],
+                          input=source, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_render_cli():
+    proc = run_em(*RENDER_ARGS)
+    assert proc.returncode == 0, proc.stderr
+    src = proc.stdout
+    assert "M = 64" in src and "D = 39" in src and 'extern "C"' in src
+    names = [v["name"] for v in c_backend.variants(64, 39, "full", "float32")]
+    for name in names:
+        assert f"fused_{name}(" in src and f"score_{name}(" in src
+    assert src.strip() == render("c", "gmm", c_backend.render_params(64, 39, "full",
+                                                                     "float32")).strip()
+    _syntax_check(src)
+
+
+def test_render_cli_one_variant():
+    names = [v["name"] for v in c_backend.variants(64, 39, "full", "float32")]
+    chosen = names[-1]
+    proc = run_em(*RENDER_ARGS, "--variant", chosen)
+    assert proc.returncode == 0, proc.stderr
+    src = proc.stdout
+    assert f"fused_{chosen}(" in src and f"score_{chosen}(" in src
+    for other in names:
+        if other != chosen:
+            assert f"fused_{other}(" not in src and f"score_{other}(" not in src
+    _syntax_check(src)
+    bad = run_em(*RENDER_ARGS, "--variant", "no-such-variant")
+    assert bad.returncode != 0 and "no-such-variant" in bad.stderr
+
+
+# -- (g) python -m em info -------------------------------------------------------------------
+def test_info_lists_compiler_cache_and_tuning(monkeypatch, em_cache_dir):
+    monkeypatch.delenv("EM_AUTOTUNE", raising=False)
+    M, D, cv, dt = 5, 19, "diag", "float32"
+    b = CBackend()
+    X = make_data(M, D, cv, 50, dt)
+    b.fused_stats(b.prepare(X), make_form(M, D, cv))
+    (key, variant), = b.chosen().items()
+    proc = run_em("info", EM_AUTOTUNE=None)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert re.search(r"^\s+c\s+available", out, re.M), out
+    assert re.search(r"^\s+numpy\s+available", out, re.M), out
+    assert f"C++ compiler: {cc.compiler_version()}" in out
+    assert f"kernel cache: {em_cache_dir / 'kernels'}" in out
+    assert f"tuning file: {em_cache_dir / 'tuning.json'}" in out
+    assert f"{key}: {variant}" in out
+
+
+# -- (h) thread counts -----------------------------------------------------------------------
+THREAD_PROBLEMS = [(5, 19, "diag", "float32"), (5, 19, "diag", "float64"),
+                   (5, 19, "full", "float32"), (5, 19, "full", "float64")]
+
+
+@pytest.mark.parametrize("M, D, cv, dt", THREAD_PROBLEMS,
+                         ids=[f"{p[2]}-{p[3]}" for p in THREAD_PROBLEMS])
+def test_thread_counts_agree(M, D, cv, dt):
+    X = make_data(M, D, cv, 5000, dt, seed=3)
+    w = np.random.default_rng(1).uniform(0, 2, X.shape[0])
+    form = make_form(M, D, cv)
+    tol = TOL[dt]
+    for v in c_backend.variants(M, D, cv, dt):
+        one = CBackend(threads=1, variant=v["name"])
+        two = CBackend(threads=2, variant=v["name"])
+        assert one.module(M, D, cv, dt) is not None
+        for weight in (None, w):
+            p1, p2 = one.prepare(X, weight), two.prepare(X, weight)
+            for hard in (False, True):
+                s1 = one.fused_stats(p1, form, hard)
+                s2 = two.fused_stats(p2, form, hard)
+                assert_stats_close(s2, s1, tol, X, weight, what=f"{v['name']} hard={hard}")
+        p1, p2 = one.prepare(X), two.prepare(X)
+        ll1, lp1 = one.log_posteriors(p1, form)
+        ll2, lp2 = two.log_posteriors(p2, form)
+        np.testing.assert_array_equal(ll1, ll2)          # per-sample: no reduction across threads
+        np.testing.assert_array_equal(lp1, lp2)
+        np.testing.assert_array_equal(one.argmax(p1, form), two.argmax(p2, form))
