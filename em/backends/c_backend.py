@@ -45,6 +45,8 @@ def variants(M: int, D: int, cvtype: str, dtype: str) -> list[dict]:
     private = M * (dp if cvtype == "diag" else D * dp) * 8
     if cvtype == "diag":
         out = [dict(name="kvec4_s128", layout="kvec", tile=4, parallel="samples", block=128),
+               dict(name="kvec4k4_s64", layout="kvec", tile=4, ktile=4, parallel="samples",
+                    block=64),
                dict(name="kvec_s128", layout="kvec", tile=1, parallel="samples", block=128),
                dict(name="nvec_s128", layout="nvec", parallel="samples", block=128),
                dict(name="kvec4_c256", layout="kvec", tile=4, parallel="components", block=256,

@@ -30,7 +30,26 @@ enum { M = ${M}, D = ${D}, DP = ${DP}, MP = ${MP}, S2W = ${S2W}, PW = ${PW}, VW 
 // one 64-byte vector of T (GCC vector extension: AVX-512 registers, or pairs of AVX2 ones)
 typedef T vT __attribute__((vector_size(64)));
 static inline vT vload(const T* p) { vT v; memcpy(&v, p, sizeof v); return v; }
-static inline T vsum(vT v) { T s = 0; for (int l = 0; l < VW; ++l) s += v[l]; return s; }
+<% IT = "int32_t" if T == "float" else "int64_t" %>\
+typedef ${IT} vM __attribute__((vector_size(64)));   // shuffle masks
+#ifdef __clang__
+#define EM_SHUFFLE(v, ...) __builtin_shufflevector(v, v, __VA_ARGS__)
+#else
+#define EM_SHUFFLE(v, ...) __builtin_shuffle(v, (vM){__VA_ARGS__})
+#endif
+// horizontal sum / max as a tree of shuffles (a scalar loop over lanes is a long dependency chain)
+static inline T vsum(vT v) {
+% for h in [VW >> i for i in range(1, VW.bit_length()) ]:
+    v += EM_SHUFFLE(v, ${", ".join(str((l + h) % VW) for l in range(VW))});
+% endfor
+    return v[0];
+}
+static inline T vmax(vT v) {
+% for h in [VW >> i for i in range(1, VW.bit_length()) ]:
+    { const vT u = EM_SHUFFLE(v, ${", ".join(str((l + h) % VW) for l in range(VW))}); v = u > v ? u : v; }
+% endfor
+    return v[0];
+}
 
 % if T == "float":
 // exp of a vector of arguments <= 0: Cephes-style polynomial, relative error ~1e-7
@@ -71,9 +90,7 @@ static inline vT em_vexp(vT x) {
 static inline T row_max(const T* r) {
     vT m = vload(r);
     for (int c = VW; c < MP; c += VW) { const vT v = vload(r + c); m = v > m ? v : m; }
-    T mx = m[0];
-    for (int l = 1; l < VW; ++l) mx = m[l] > mx ? m[l] : mx;
-    return mx;
+    return vmax(m);
 }
 
 static inline int row_argmax(const T* r, T mx) {
@@ -397,57 +414,70 @@ static inline void accumulate_${v["name"]}(int k0, int k1, const T* xb, int nb, 
     for (int b = 0; b < nb; ++b)
 #pragma omp simd
         for (int d = 0; d < DP; ++d) x2[(size_t)b * DP + d] = xb[(size_t)b * DP + d] * xb[(size_t)b * DP + d];
+<%
+    KT = v.get("ktile", 2)                # components sharing each load of x and x^2
+    PWD = 4 if KT <= 2 else 2             # vectors of features per register panel
+    NPV = DP // VW
+%>\
 <%def name="dpanel(w, d0)">\
             {
-                vT ${", ".join(f"s{q}_{c}_{c2}" for q in (1, 2) for c in range(2) for c2 in range(w))};
+                vT ${", ".join(f"s{q}_{c}_{c2}" for q in (1, 2) for c in range(KT) for c2 in range(w))};
 % for q in (1, 2):
-% for c in range(2):
+% for c in range(KT):
 % for c2 in range(w):
                 s${q}_${c}_${c2} = (vT){};
 % endfor
 % endfor
 % endfor
                 for (int b = 0; b < nb; ++b) {
-                    const T r0 = R[(size_t)b * MP + k], r1 = R[(size_t)b * MP + kk];
+                    const T* rb = R + (size_t)b * MP;
+% for c in range(KT):
+                    const T r${c} = rb[kk[${c}]];
+% endfor
                     const T* x = xb + (size_t)b * DP + ${d0};
                     const T* xx = x2 + (size_t)b * DP + ${d0};
 % for c2 in range(w):
                     { const vT xv = vload(x + ${c2 * VW}), qv = vload(xx + ${c2 * VW});
-                      s1_0_${c2} += r0 * xv; s2_0_${c2} += r0 * qv;
-                      s1_1_${c2} += r1 * xv; s2_1_${c2} += r1 * qv; }
+% for c in range(KT):
+                      s1_${c}_${c2} += r${c} * xv; s2_${c}_${c2} += r${c} * qv;
+% endfor
+                    }
 % endfor
                 }
+% for c in range(KT):
+                if (${c} < nk) {
 % for c2 in range(w):
-                for (int l = 0; l < VW; ++l) {
-                    const int d = ${d0} + ${c2 * VW} + l;
-                    if (d >= D) break;
-                    aS1[(size_t)k * DP + d] += s1_0_${c2}[l];
-                    aS2[(size_t)k * DP + d] += s2_0_${c2}[l];
-                    if (kk != k) {
-                        aS1[(size_t)kk * DP + d] += s1_1_${c2}[l];
-                        aS2[(size_t)kk * DP + d] += s2_1_${c2}[l];
+                    for (int l = 0; l < VW; ++l) {
+                        const int d = ${d0} + ${c2 * VW} + l;
+                        if (d >= D) break;
+                        aS1[(size_t)kk[${c}] * DP + d] += s1_${c}_${c2}[l];
+                        aS2[(size_t)kk[${c}] * DP + d] += s2_${c}_${c2}[l];
                     }
+% endfor
                 }
 % endfor
             }
 </%def>\
-<% NPV = DP // VW %>\
-    // two components at a time share each load of x and x^2; panels of up to 4 vectors of
+    // N_k: sums of the rows of R
+    for (int c = 0; c < MP; c += VW) {
+        vT n = (vT){};
+        for (int b = 0; b < nb; ++b) n += vload(R + (size_t)b * MP + c);
+        for (int l = 0; l < VW; ++l)
+            if (c + l >= k0 && c + l < k1) aN[c + l] += n[l];
+    }
+    // ${KT} components at a time share each load of x and x^2; panels of up to ${PWD} vectors of
     // features are held in registers
-    for (int k = k0; k < k1; k += 2) {
-        const int kk = k + 1 < k1 ? k + 1 : k;
-        T n0 = 0, n1 = 0;
-        for (int b = 0; b < nb; ++b) { n0 += R[(size_t)b * MP + k]; n1 += R[(size_t)b * MP + kk]; }
-        aN[k] += n0;
-        if (kk != k) aN[kk] += n1;
-% if NPV // 4 > 1:
-        for (int d0 = 0; d0 < ${(NPV // 4) * 4 * VW}; d0 += ${4 * VW})
-${dpanel(4, "d0")}\
-% elif NPV // 4 == 1:
-${dpanel(4, "0")}\
+    for (int k = k0; k < k1; k += ${KT}) {
+        const int nk = k1 - k < ${KT} ? k1 - k : ${KT};
+        const int kk[${KT}] = {${", ".join(f"k + ({c} < nk ? {c} : 0)" for c in range(KT))}};
+% if NPV // PWD > 1:
+        for (int d0 = 0; d0 < ${(NPV // PWD) * PWD * VW}; d0 += ${PWD * VW})
+${dpanel(PWD, "d0")}\
+% elif NPV // PWD == 1:
+${dpanel(PWD, "0")}\
 % endif
-% if NPV % 4:
-${dpanel(NPV % 4, str((NPV // 4) * 4 * VW))}\
+% if NPV % PWD:
+${dpanel(NPV % PWD, str((NPV // PWD) * PWD * VW))}\
 % endif
     }
 % else:
@@ -487,11 +517,10 @@ ${dpanel(NPV % 4, str((NPV // 4) * 4 * VW))}\
 % endfor
             }
             const vT acc[8] = {${", ".join(f"a{t}" for t in range(8))}};
-            for (int t = 0; t < 8 && i0 + t < D; ++t)
-                for (int l = 0; l < VW; ++l) {
-                    const int j = ${j0} + l;
-                    if (j >= i0 + t && j < D) out[(size_t)(i0 + t) * DP + j] += acc[t][l];
-                }
+            for (int t = 0; t < 8 && i0 + t < D; ++t) {   // whole vectors: only j >= i is read
+                double* o = out + (size_t)(i0 + t) * DP + ${j0};
+                for (int l = 0; l < VW; ++l) o[l] += acc[t][l];
+            }
         }
         }
 % endfor
