@@ -71,7 +71,9 @@ class _Module:
     def __init__(self, M, D, cvtype, dtype):
         params = render_params(M, D, cvtype, dtype)
         self.variants = [v["name"] for v in params["variants"]]
-        self.lib, self.info = cc.load(render("c", "gmm", params))
+        source = render("c", "gmm", params)
+        self.lib, self.info = cc.load(source)
+        self.tag = cc.source_hash(source)[:12]        # kernels and CPU: new code is re-tuned
         self.fused, self.score = {}, {}
         for name in self.variants:
             for table, prefix, argtypes in ((self.fused, "fused_", _FUSED_ARGS),
@@ -132,7 +134,7 @@ class CBackend(Backend):
                 raise ValueError(f"variant {self.variant!r} is not one of {mod.variants}")
             return self.variant
         key = tuning.problem_key("c", kernel, form.M, form.D, form.cvtype, prep.X.dtype.name,
-                                 prep.N, cc.cpu_hash())
+                                 prep.N, mod.tag)
         sub = Prepared(prep.X[:TUNE_ROWS], None if prep.weight is None else
                        prep.weight[:TUNE_ROWS], prep.center)
         candidates = {v: (lambda v=v: run(v, sub)) for v in mod.variants}

@@ -65,19 +65,22 @@ def cpu_id() -> str:
         return platform.processor() or platform.machine()
 
 
-@lru_cache(maxsize=None)
-def cpu_hash() -> str:
-    """Short stable name of this CPU, for keys of things that depend on it."""
-    return hashlib.sha256(cpu_id().encode()).hexdigest()[:12]
-
-
 def command_line(src: str, out: str) -> list[str]:
     return [*toolchain()._cmdline([src], is_object=False), "-o", out]
 
 
+@lru_cache(maxsize=None)
+def compiler_id() -> str:
+    """The compiler binary's resolved path, size and mtime: changes whenever it is replaced,
+    and costs no process start (unlike --version)."""
+    path = os.path.realpath(shutil.which(toolchain().cc))
+    st = os.stat(path)
+    return f"{path}:{st.st_size}:{st.st_mtime_ns}"
+
+
 def source_hash(source: str) -> str:
     h = hashlib.sha256()
-    for part in (source, " ".join(command_line("k.cpp", "k.so")), compiler_version(), cpu_id()):
+    for part in (source, " ".join(command_line("k.cpp", "k.so")), compiler_id(), cpu_id()):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()[:32]

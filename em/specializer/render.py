@@ -11,12 +11,21 @@ from pathlib import Path
 
 from mako.lookup import TemplateLookup
 
+from em.specializer.cache import cache_dir
+
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 
 
 @lru_cache(maxsize=None)
 def _lookup() -> TemplateLookup:
-    return TemplateLookup(directories=[str(TEMPLATE_DIR)], strict_undefined=True)
+    # Mako's compiled templates are kept beside the kernels, so a new process skips parsing
+    try:
+        modules = cache_dir() / "mako"
+        modules.mkdir(exist_ok=True)
+    except OSError:                       # unwritable cache: parse templates every time
+        modules = None
+    return TemplateLookup(directories=[str(TEMPLATE_DIR)], strict_undefined=True,
+                          module_directory=None if modules is None else str(modules))
 
 
 def render(backend: str, name: str, params: dict) -> str:

@@ -1,7 +1,8 @@
 """Choose among code variants by timing them on the real data, and remember the choice.
 
 The tuning file (``<cache>/tuning.json``) maps a problem key -- backend, kernel, M, D, cvtype,
-dtype, the order of magnitude of N and the machine -- to the winning variant and the times
+dtype, the order of magnitude of N and a tag of the compiled code (which covers the CPU) -- to
+the winning variant and the times
 measured, so a new process skips tuning.  ``EM_AUTOTUNE=0`` switches tuning off (the backend's
 default variant is used, and nothing is written).
 """
@@ -26,9 +27,9 @@ def enabled() -> bool:
 
 
 def problem_key(backend: str, kernel: str, M: int, D: int, cvtype: str, dtype: str, N: int,
-                machine: str) -> str:
+                tag: str) -> str:
     magnitude = int(math.floor(math.log10(max(N, 1))))
-    return f"{backend}/{kernel}/M{M}/D{D}/{cvtype}/{dtype}/N1e{magnitude}/{machine}"
+    return f"{backend}/{kernel}/M{M}/D{D}/{cvtype}/{dtype}/N1e{magnitude}/{tag}"
 
 
 def read(path: Path | None = None) -> dict:

@@ -23,6 +23,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <omp.h>
+#if defined(__SSE__)
+#include <xmmintrin.h>
+// flush denormals to zero inside kernels: tiny responsibilities would otherwise take
+// microcode assists that make a pass tens of times slower
+#define EM_FTZ_BEGIN const unsigned em_csr = _mm_getcsr(); _mm_setcsr(em_csr | 0x8040);
+#define EM_FTZ_END _mm_setcsr(em_csr);
+#else
+#define EM_FTZ_BEGIN
+#define EM_FTZ_END
+#endif
 
 typedef ${T} T;
 enum { M = ${M}, D = ${D}, DP = ${DP}, MP = ${MP}, S2W = ${S2W}, PW = ${PW}, VW = ${VW} };
@@ -67,13 +77,14 @@ static inline vT em_vexp(vT x) {
     p = p * r + 5.0000001201E-1f;
     p = p * r * r + r + 1.0f;
     const vI e = (__builtin_convertvector(n, vI) + 127) << 23;
-    return p * (vT)e;
+    const vT y = p * (vT)e;
+    return x <= lo ? (vT){} : y;          // below lo: 0, so results stay normal numbers
 }
 % else:
 // exp of a vector of arguments <= 0: Cody-Waite reduction, degree-12 Taylor, rel. error ~2e-16
 typedef int64_t vI __attribute__((vector_size(64)));
 static inline vT em_vexp(vT x) {
-    const vT lo = (vT){} - 708.0;
+    const vT lo = (vT){} - 700.0;
     x = x < lo ? lo : x;
     const vT n = (x * 1.4426950408889634 + 6755399441055744.0) - 6755399441055744.0;
     const vT r = (x - n * 0.693145751953125) - n * 1.42860682030941723212e-6;
@@ -82,7 +93,8 @@ static inline vT em_vexp(vT x) {
     p = p * r + ${"%.17g" % (1.0 / __import__("math").factorial(i))};
 % endfor
     const vI e = (__builtin_convertvector(n, vI) + 1023) << 52;
-    return p * (vT)e;
+    const vT y = p * (vT)e;
+    return x <= lo ? (vT){} : y;          // below lo: 0, so results stay normal numbers
 }
 % endif
 
@@ -583,6 +595,7 @@ extern "C" int fused_${v["name"]}(const T* X, int64_t N, const double* w, const 
     memset(out_S2, 0, sizeof(double) * M * (S2W / DP) * D);
 #pragma omp parallel num_threads(nt) reduction(+:ll)
     {
+        EM_FTZ_BEGIN
         T* xb = em_alloc((size_t)B * DP);
         T* lr = em_alloc((size_t)B * MP);
         T* scratch = em_alloc(${scratch_size(v)});
@@ -620,6 +633,7 @@ extern "C" int fused_${v["name"]}(const T* X, int64_t N, const double* w, const 
                 }
             }
         }
+        EM_FTZ_END
         free(xb); free(lr); free(scratch); free(aN); free(aS1); free(aS2);
     }
 % else:
@@ -634,6 +648,7 @@ extern "C" int fused_${v["name"]}(const T* X, int64_t N, const double* w, const 
     if (!err) {
 #pragma omp parallel num_threads(nt) reduction(+:ll)
     {
+        EM_FTZ_BEGIN
         const int SUB = ${v["sub"]};
         T* scratch = em_alloc(${scratch_size(v)});
         const int ok = scratch != 0;
@@ -658,6 +673,7 @@ extern "C" int fused_${v["name"]}(const T* X, int64_t N, const double* w, const 
                 accumulate_${v["name"]}(k, k + 1, xb, nb, lr, aN, aS1, aS2, scratch);
             }
         }
+        EM_FTZ_END
         free(scratch);
     }
     }
@@ -702,6 +718,7 @@ extern "C" int score_${v["name"]}(const T* X, int64_t N, const double* c, const 
     if (nblocks < nt) nt = nblocks > 0 ? (int)nblocks : 1;   // small problems: no idle threads
 #pragma omp parallel num_threads(nt)
     {
+        EM_FTZ_BEGIN
         T* xb = em_alloc((size_t)B * DP);
         T* lr = em_alloc((size_t)B * MP);
         T* scratch = em_alloc(${scratch_size(v)});
@@ -727,6 +744,7 @@ extern "C" int score_${v["name"]}(const T* X, int64_t N, const double* c, const 
                     for (int k = 0; k < M; ++k) out_post[(n0 + b) * M + k] = (double)r[k] - l;
             }
         }
+        EM_FTZ_END
         free(xb); free(lr); free(scratch);
     }
     form_free(&f);
