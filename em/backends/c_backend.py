@@ -47,7 +47,6 @@ def variants(M: int, D: int, cvtype: str, dtype: str) -> list[dict]:
         out = [dict(name="kvec4_s128", layout="kvec", tile=4, parallel="samples", block=128),
                dict(name="kvec4k4_s64", layout="kvec", tile=4, ktile=4, parallel="samples",
                     block=64),
-               dict(name="kvec_s128", layout="kvec", tile=1, parallel="samples", block=128),
                dict(name="nvec_s128", layout="nvec", parallel="samples", block=128),
                dict(name="kvec4_c256", layout="kvec", tile=4, parallel="components", block=256,
                     sub=32)]

@@ -9,6 +9,20 @@
     S2W = DP if cvtype == "diag" else D * DP      # stored S2 entries per component
     PW = DP if cvtype == "diag" else DP * DP      # stored precision entries per component
 
+    def lkey(v):
+        """Name of the log-rho code of a variant (what its loops depend on)."""
+        if v["layout"] == "kvec":
+            return f"kvec{v['tile']}"
+        if v["layout"] == "nvec":
+            return f"nvec{v['block']}"
+        return "gemm" if v["layout"] == "gemm" else f"tile{v['tile']}"
+
+    def akey(v):
+        """Name of the statistics code of a variant."""
+        if cvtype == "diag":
+            return f"k{v.get('ktile', 2)}"
+        return "gemm" if v["layout"] == "gemm" else f"tile{v['tile']}"
+
     def panels():
         """(column offset, row bound) of each vector-wide panel of the full-covariance GEMMs:
         unrolled at render time for small D, one run-time loop ('pp', 'iend') for large D."""
@@ -215,7 +229,7 @@ static inline double responsibilities(T* lr, int nb, const double* w, int hard) 
 
 <%def name="logrho(v)">\
 // log rho for the rows of a tile: xb [nb][DP] centred -> lr [nb][MP]; layout ${v["layout"]}.
-static inline void logrho_${v["name"]}(const Form* f, const T* xb, int nb, T* lr, T* scratch) {
+static inline void logrho_${lkey(v)}(const Form* f, const T* xb, int nb, T* lr, T* scratch) {
 % if cvtype == "diag" and v["layout"] == "kvec":
 <%
     TB = v["tile"]
@@ -419,7 +433,7 @@ ${kpanel(NPV % KP, (NPV // KP) * KP * VW)}\
 <%def name="accumulate(v)">\
 // Add the responsibilities R [nb][MP] of a centred tile to the statistics of components [k0, k1):
 // sums over the tile in T, then added to the double accumulators aN [M], aS1 [M][DP], aS2 [M][S2W].
-static inline void accumulate_${v["name"]}(int k0, int k1, const T* xb, int nb, const T* R,
+static inline void accumulate_${akey(v)}(int k0, int k1, const T* xb, int nb, const T* R,
                                    double* aN, double* aS1, double* aS2, T* scratch) {
 % if cvtype == "diag":
     T* x2 = scratch;                     // [nb][DP] squares of the tile
@@ -613,9 +627,9 @@ extern "C" int fused_${v["name"]}(const T* X, int64_t N, const double* w, const 
             const int64_t n0 = blk * B;
             const int nb = (int)(N - n0 < B ? N - n0 : B);
             load_tile(&f, X, n0, nb, xb);
-            logrho_${v["name"]}(&f, xb, nb, lr, scratch);
+            logrho_${lkey(v)}(&f, xb, nb, lr, scratch);
             ll += responsibilities(lr, nb, w ? w + n0 : 0, hard);
-            accumulate_${v["name"]}(0, M, xb, nb, lr, aN, aS1, aS2, scratch);
+            accumulate_${akey(v)}(0, M, xb, nb, lr, aN, aS1, aS2, scratch);
         }
         if (ok) {
 #pragma omp critical
@@ -664,13 +678,13 @@ extern "C" int fused_${v["name"]}(const T* X, int64_t N, const double* w, const 
                 if (!ok) continue;
                 const int ns = nb - s0 < SUB ? nb - s0 : SUB;
                 load_tile(&f, X, n0 + s0, ns, xb + (size_t)s0 * DP);
-                logrho_${v["name"]}(&f, xb + (size_t)s0 * DP, ns, lr + (size_t)s0 * MP, scratch);
+                logrho_${lkey(v)}(&f, xb + (size_t)s0 * DP, ns, lr + (size_t)s0 * MP, scratch);
                 ll += responsibilities(lr + (size_t)s0 * MP, ns, w ? w + n0 + s0 : 0, hard);
             }
 #pragma omp for schedule(dynamic, 1)
             for (int k = 0; k < M; ++k) {
                 if (!ok) continue;
-                accumulate_${v["name"]}(k, k + 1, xb, nb, lr, aN, aS1, aS2, scratch);
+                accumulate_${akey(v)}(k, k + 1, xb, nb, lr, aN, aS1, aS2, scratch);
             }
         }
         EM_FTZ_END
@@ -733,7 +747,7 @@ extern "C" int score_${v["name"]}(const T* X, int64_t N, const double* c, const 
             const int64_t n0 = blk * B;
             const int nb = (int)(N - n0 < B ? N - n0 : B);
             load_tile(&f, X, n0, nb, xb);
-            logrho_${v["name"]}(&f, xb, nb, lr, scratch);
+            logrho_${lkey(v)}(&f, xb, nb, lr, scratch);
             for (int b = 0; b < nb; ++b) {
                 T* r = lr + (size_t)b * MP;
                 const T mx = row_max(r);
@@ -752,10 +766,20 @@ extern "C" int score_${v["name"]}(const T* X, int64_t N, const double* c, const 
 }
 </%def>
 
+<%
+    # variants that share loop code share its functions (fewer lines for the compiler)
+    firsts_l = {lkey(v): v for v in reversed(variants)}
+    firsts_a = {akey(v): v for v in reversed(variants)}
+%>\
+// ---------------------------------------------------------------- shared loop code
+% for v in firsts_l.values():
+${logrho(v)}
+% endfor
+% for v in firsts_a.values():
+${accumulate(v)}
+% endfor
 % for v in variants:
 // ---------------------------------------------------------------- variant ${v["name"]}
-${logrho(v)}
-${accumulate(v)}
 ${fused(v)}
 ${scoring(v)}
 % endfor
