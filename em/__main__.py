@@ -1,7 +1,7 @@
 """Command line of the specializer.
 
 ``python -m em info``    backends available here (and why others are not), compiler, cache, tuning
-``python -m em render --backend c --kernel gmm --M 64 --D 39 --cvtype full --dtype float32``
+``python -m em render --backend c|cuda --kernel gmm --M 64 --D 39 --cvtype full --dtype float32``
                          print the generated source of a kernel
 """
 from __future__ import annotations
@@ -44,10 +44,9 @@ def _render(args) -> int:
     from em.specializer.render import render
     if args.backend == "c":
         from em.backends.c_backend import render_params
-        params = render_params(args.M, args.D, args.cvtype, args.dtype)
     else:
-        print(f"unknown backend {args.backend!r}", file=sys.stderr)
-        return 2
+        from em.backends.cuda_backend import render_params
+    params = render_params(args.M, args.D, args.cvtype, args.dtype)
     if args.variant:
         params["variants"] = [v for v in params["variants"] if v["name"] == args.variant]
         if not params["variants"]:
@@ -63,7 +62,7 @@ def main(argv=None) -> int:
     sub.add_parser("info", help="print available backends and why others are not").set_defaults(
         func=_info)
     r = sub.add_parser("render", help="print the generated source of a kernel")
-    r.add_argument("--backend", default="c", choices=["c"])
+    r.add_argument("--backend", default="c", choices=["c", "cuda"])
     r.add_argument("--kernel", default="gmm", help="template name (default gmm: all kernels)")
     r.add_argument("--M", type=int, required=True)
     r.add_argument("--D", type=int, required=True)

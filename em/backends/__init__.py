@@ -97,11 +97,17 @@ def _numpy_loader() -> Backend:
     return NumpyBackend()
 
 
+def _cuda_loader() -> Backend:
+    from em.backends.cuda_backend import load_backend
+    return load_backend()
+
+
 def _c_loader() -> Backend:
     from em.backends.c_backend import load_backend
     return load_backend()
 
 
+register("cuda", _cuda_loader)
 register("c", _c_loader)
 register("numpy", _numpy_loader)
 
