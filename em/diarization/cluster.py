@@ -1,0 +1,143 @@
+"""Agglomerative speaker clustering with GMMs and BIC merging (the 2011 diarizer's algorithm).
+
+1. Split the frames uniformly into ``initial_clusters`` contiguous parts; train one
+   ``M``-component diagonal GMM per cluster.
+2. Re-segment: each window of ``seg_length`` frames goes to the cluster whose GMM wins the
+   majority of its frames (per-frame most likely cluster); retrain; ``num_seg_iters_init`` times.
+3. Agglomerate: for candidate pairs (all, or the ``KL_ntop`` closest by a symmetric KL
+   divergence between moment-matched Gaussians), train a merged GMM with M1 + M2 components on
+   both clusters' frames and take the pair with the largest BIC gain
+   (:func:`em.compute_distance_BIC`); merge it if the gain is positive, re-segment and retrain
+   ``num_seg_iters`` times, and repeat.  Stop when no pair gains.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from em import GMM, compute_distance_BIC
+
+
+@dataclass
+class Settings:
+    initial_clusters: int = 16
+    M: int = 5
+    em_iterations: int = 3
+    KL_ntop: int = 0
+    num_seg_iters_init: int = 2
+    num_seg_iters: int = 3
+    seg_length: int = 250
+    seed: int = 0
+    backend: str = "auto"
+
+
+@dataclass
+class Step:
+    """One agglomeration step, for progress lines."""
+    clusters: int
+    best_gain: float
+    merged: tuple | None
+
+
+@dataclass
+class Result:
+    labels: np.ndarray                 # (N,) cluster index per frame, 0..K-1
+    gmms: list
+    steps: list = field(default_factory=list)
+
+
+def _train(X, M, s: Settings, rng) -> GMM:
+    g = GMM(min(M, len(X)), X.shape[1], "diag", seed=int(rng.integers(2**31)), backend=s.backend)
+    g.train(X, s.em_iterations)
+    return g
+
+
+def resegment(X: np.ndarray, gmms: list, seg_length: int) -> np.ndarray:
+    """Per-frame labels: each window of seg_length frames goes to its majority cluster."""
+    scores = np.stack([g.score(X) for g in gmms], axis=1)      # (N, K)
+    best = scores.argmax(axis=1)
+    labels = np.empty(len(X), dtype=np.int64)
+    K = len(gmms)
+    for start in range(0, len(X), seg_length):
+        sl = slice(start, start + seg_length)
+        labels[sl] = np.bincount(best[sl], minlength=K).argmax()
+    return labels
+
+
+def _compact(labels, gmms):
+    """Drop clusters that lost all their frames; renumber 0..K-1."""
+    used = np.unique(labels)
+    remap = np.full(len(gmms), -1)
+    remap[used] = np.arange(len(used))
+    return remap[labels], [gmms[k] for k in used]
+
+
+def _retrain(X, labels, gmms, s: Settings, rng):
+    out = []
+    for k, g in enumerate(gmms):
+        Xk = X[labels == k]
+        if len(Xk) >= g.M:
+            g.train(Xk, s.em_iterations)
+        out.append(g)
+    return out
+
+
+def gaussian_kl(g1: GMM, g2: GMM) -> float:
+    """Symmetric KL divergence between the single Gaussians matching each GMM's moments."""
+    def moments(g):
+        w, mu, var = g.components.weights, g.components.means, g.components.vars
+        m = w @ mu
+        v = w @ (var + mu * mu) - m * m
+        return m, np.maximum(v, 1e-12)
+    m1, v1 = moments(g1)
+    m2, v2 = moments(g2)
+    d2 = (m1 - m2) ** 2
+    return float(0.5 * np.sum(v1 / v2 + v2 / v1 - 2 + d2 * (1 / v1 + 1 / v2)))
+
+
+def _candidates(gmms, ntop):
+    pairs = list(itertools.combinations(range(len(gmms)), 2))
+    if ntop and ntop < len(pairs):
+        kl = [gaussian_kl(gmms[a], gmms[b]) for a, b in pairs]
+        pairs = [pairs[i] for i in np.argsort(kl, kind="stable")[:ntop]]
+    return pairs
+
+
+def diarize(X: np.ndarray, s: Settings, progress: Callable[[Step], None] | None = None) -> Result:
+    """Cluster the frames of X (N x D) into speakers; see the module docstring."""
+    rng = np.random.default_rng(s.seed)
+    N = len(X)
+    K = max(1, min(s.initial_clusters, N // max(s.M, 1)))
+    labels = np.minimum(np.arange(N) * K // N, K - 1)
+    gmms = [_train(X[labels == k], s.M, s, rng) for k in range(K)]
+    for _ in range(s.num_seg_iters_init):
+        labels, gmms = _compact(resegment(X, gmms, s.seg_length), gmms)
+        gmms = _retrain(X, labels, gmms, s, rng)
+    steps = []
+    while len(gmms) > 1:
+        best = (-np.inf, None, None)
+        for a, b in _candidates(gmms, s.KL_ntop):
+            merged, gain = compute_distance_BIC(gmms[a], gmms[b],
+                                                (X[labels == a], X[labels == b]),
+                                                em_iters=s.em_iterations)
+            if gain > best[0]:
+                best = (gain, (a, b), merged)
+        gain, pair, merged = best
+        step = Step(len(gmms), float(gain), pair if gain > 0 else None)
+        steps.append(step)
+        if progress:
+            progress(step)
+        if gain <= 0:
+            break
+        a, b = pair
+        gmms[a] = merged
+        del gmms[b]
+        labels = np.where(labels == b, a, labels)
+        labels = np.where(labels > b, labels - 1, labels)
+        for _ in range(s.num_seg_iters):
+            labels, gmms = _compact(resegment(X, gmms, s.seg_length), gmms)
+            gmms = _retrain(X, labels, gmms, s, rng)
+    return Result(labels, gmms, steps)

@@ -1,0 +1,62 @@
+"""The clustering core of the diarizer (em.diarization) on synthetic speakers."""
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from em import GMM
+from em.diarization import Settings, diarize
+from em.diarization.cluster import gaussian_kl, resegment
+
+
+def speakers(n_spk=3, turns=12, D=19, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=1.5, size=(n_spk, D))
+    X, truth = [], []
+    for t in range(turns):
+        n = int(rng.integers(300, 800))
+        X.append(rng.normal(size=(n, D)) + centres[t % n_spk])
+        truth += [t % n_spk] * n
+    return np.concatenate(X).astype(np.float32), np.array(truth)
+
+
+def purity(labels, truth):
+    return sum(Counter(truth[labels == k]).most_common(1)[0][1]
+               for k in np.unique(labels)) / len(truth)
+
+
+@pytest.mark.parametrize("ntop", [0, 3])
+def test_finds_the_number_of_speakers(ntop):
+    X, truth = speakers()
+    steps = []
+    r = diarize(X, Settings(initial_clusters=8, M=5, KL_ntop=ntop), progress=steps.append)
+    assert len(r.gmms) == 3 == len(np.unique(r.labels))
+    assert r.labels.shape == truth.shape
+    assert purity(r.labels, truth) > 0.85
+    assert steps and steps[-1].merged is None and steps[-1].best_gain <= 0
+
+
+def test_gaussian_kl_is_a_divergence():
+    X, _ = speakers(n_spk=2, turns=2)
+    a = GMM(3, X.shape[1], seed=0)
+    a.train(X[:500], 3)
+    b = GMM(3, X.shape[1], seed=0)
+    b.train(X[-500:], 3)
+    assert gaussian_kl(a, a) == pytest.approx(0.0, abs=1e-9)
+    assert gaussian_kl(a, b) > 1.0
+    assert gaussian_kl(a, b) == pytest.approx(gaussian_kl(b, a))
+
+
+def test_resegment_takes_window_majorities():
+    X, truth = speakers(n_spk=2, turns=2)
+    gmms = []
+    for k in range(2):
+        g = GMM(4, X.shape[1], seed=k)
+        g.train(X[truth == k], 5)
+        gmms.append(g)
+    labels = resegment(X, gmms, 100)
+    for start in range(0, len(X), 100):
+        assert len(set(labels[start:start + 100])) == 1
+    assert purity(labels, truth) > 0.9
