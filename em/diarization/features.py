@@ -37,6 +37,9 @@ def mfcc(samples: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
     """(frames, 19) float32 MFCCs, one frame every 10 ms."""
     import librosa
     hop, win = sample_rate // 100, sample_rate // 40
+    if len(samples) < win:
+        raise AudioError(f"audio of {len(samples) / sample_rate:.3f} s is shorter than one "
+                         f"{1000 * win // sample_rate} ms analysis window")
     feats = librosa.feature.mfcc(y=samples, sr=sample_rate, n_mfcc=N_MFCC + 1, n_fft=win,
                                  hop_length=hop, win_length=win, n_mels=40, center=False)
     return np.ascontiguousarray(feats[1:].T, dtype=np.float32)

@@ -97,30 +97,40 @@ def run(cfg: Config, out=print, plot=None) -> dict:
         verdict = f"merge {step.merged}" if step.merged else "no pair gains: stop"
         out(f"  {step.clusters:3d} clusters, best delta-BIC {step.best_gain:12.2f}  {verdict}")
 
+    reference = read_rttm(cfg.reference_rttm) if cfg.reference_rttm else None
+    for path in (cfg.output_cluster, cfg.gmm_output):
+        parent = Path(path).parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK):
+            raise DiarizerError(f"{path}: cannot write there (no such writable directory)")
     out(f"{cfg.basename}: {seconds:.1f} s, {len(X)} frames ({int(speech.sum())} speech), "
         f"D={X.shape[1]}, {cfg.initial_clusters} initial clusters of {cfg.M_mfcc} Gaussians")
     result = diarize(Xs, settings, progress)
     labels = np.full(len(X), -1)
     labels[speech] = result.labels
     turns = segments_from_labels(labels, period, cfg.basename)
-    write_rttm(cfg.output_cluster, turns)
-    write_gmms(cfg.gmm_output, result.gmms, [f"spk{k}" for k in range(len(result.gmms))])
+    written = []
+    try:                                   # both outputs or neither
+        write_rttm(cfg.output_cluster, turns)
+        written.append(cfg.output_cluster)
+        write_gmms(cfg.gmm_output, result.gmms, [f"spk{k}" for k in range(len(result.gmms))])
+    except BaseException:
+        for path in written:
+            os.unlink(path)
+        raise
     elapsed = time.perf_counter() - t0
     figures = {"speakers": len(result.gmms), "seconds": seconds, "elapsed": elapsed,
                "speed": seconds / elapsed}
     out(f"speakers: {len(result.gmms)}; wrote {cfg.output_cluster} and {cfg.gmm_output}")
     out(f"time: {elapsed:.2f} s for {seconds:.1f} s of audio ({figures['speed']:.0f}x real time)")
-    if cfg.reference_rttm:
-        ref = read_rttm(cfg.reference_rttm)
+    if reference is not None:
         for collar in (0.25, 0.0):
             for skip in (False, True):
-                value = der(ref, turns, collar, skip)
+                value = der(reference, turns, collar, skip)
                 figures[f"der_c{collar}_{'nooverlap' if skip else 'overlap'}"] = value
                 out(f"DER {100 * value:5.1f}%  (collar {collar:.2f} s, overlap "
                     f"{'not scored' if skip else 'scored'})")
     if plot:
         from em.diarization.plot import timeline
-        timeline(plot, turns, read_rttm(cfg.reference_rttm) if cfg.reference_rttm else None,
-                 seconds)
+        timeline(plot, turns, reference, seconds)
         out(f"timeline: {plot}")
     return figures
