@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import configparser
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
