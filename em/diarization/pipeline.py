@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import numpy as np
 from em.diarization.cluster import Settings, diarize
 from em.diarization.config import Config
 from em.io import read_htk, read_rttm, segments_from_labels, write_rttm
+from em.io.files import atomic_write
 from em.io.spnsp import read_spnsp
 
 FRAME_S = 0.01
@@ -53,20 +53,7 @@ def write_gmms(path, gmms, names) -> None:
         for mu, var in zip(c.means, c.vars):
             lines.append("mean " + " ".join(f"{v:.8g}" for v in mu))
             lines.append("var " + " ".join(f"{v:.8g}" for v in var))
-    _atomic_text(path, "\n".join(lines) + "\n")
-
-
-def _atomic_text(path, text):
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, ("\n".join(lines) + "\n").encode())
 
 
 def der(reference_turns, hypothesis_turns, collar: float, skip_overlap: bool) -> float:

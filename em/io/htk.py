@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 from dataclasses import dataclass
 
 import numpy as np
+
+from em.io.files import atomic_write
 
 __all__ = ["HTKError", "HTKHeader", "read_htk", "write_htk", "parse_kind", "kind_to_str"]
 
@@ -202,31 +203,6 @@ def read_htk(path):
     return np.ascontiguousarray(x, dtype=np.float32), h
 
 
-def _atomic_write_bytes(path, payload: bytes, error=HTKError) -> None:
-    """Write payload to path via a temp file in the same directory and os.replace."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise error(f"{path}: directory {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
-                               suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _compress(x: np.ndarray):
     """Per-column A, B (float32) and int16 data, as in the HTK book: x = (q + B) / A."""
     xmax, xmin = x.max(axis=0), x.min(axis=0)
@@ -313,6 +289,6 @@ def write_htk(path, features, samp_period: int = 100000, parm_kind="MFCC_0",
     if n_samples > 0x7FFFFFFF:
         raise HTKError(f"{path}: too many frames ({N}) for an int32 nSamples")
     header = HTKHeader(n_samples, int(samp_period), samp_size, code)
-    _atomic_write_bytes(path, _HEADER.pack(n_samples, int(samp_period), samp_size, code)
-                        + b"".join(parts))
+    atomic_write(path, _HEADER.pack(n_samples, int(samp_period), samp_size, code)
+                 + b"".join(parts), error=HTKError)
     return header

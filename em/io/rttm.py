@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from em.io.htk import _atomic_write_bytes
+from em.io.files import atomic_write
 
 __all__ = ["Turn", "read_rttm", "write_rttm", "segments_from_labels"]
 
@@ -96,7 +96,7 @@ def write_rttm(path, turns) -> None:
                              f"finite and non-negative")
         lines.append(f"SPEAKER {file} {channel} {onset:.3f} {duration:.3f} "
                      f"<NA> <NA> {speaker} <NA> <NA>\n")
-    _atomic_write_bytes(path, "".join(lines).encode("utf-8"), error=ValueError)
+    atomic_write(path, "".join(lines).encode("utf-8"))
 
 
 def segments_from_labels(labels, frame_period_s: float, file: str, channel: int = 1,
