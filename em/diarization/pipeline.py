@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
+from em import EMWarning
 from em.diarization.cluster import Settings, diarize
 from em.diarization.config import Config
 from em.io import read_htk, read_rttm, segments_from_labels, write_rttm
@@ -56,9 +58,11 @@ def write_gmms(path, gmms, names) -> None:
     atomic_write(path, ("\n".join(lines) + "\n").encode())
 
 
-def der(reference_turns, hypothesis_turns, collar: float, skip_overlap: bool) -> float:
-    """Diarization error rate with pyannote.metrics (NIST conventions)."""
-    from pyannote.core import Annotation, Segment
+def der(reference_turns, hypothesis_turns, collar: float, skip_overlap: bool,
+        seconds: float) -> float:
+    """Diarization error rate with pyannote.metrics (NIST conventions), scored over the whole
+    recording [0, seconds]."""
+    from pyannote.core import Annotation, Segment, Timeline
     from pyannote.metrics.diarization import DiarizationErrorRate
 
     def annotation(turns):
@@ -67,7 +71,8 @@ def der(reference_turns, hypothesis_turns, collar: float, skip_overlap: bool) ->
             a[Segment(t.onset, t.onset + t.duration), i] = t.speaker
         return a
     metric = DiarizationErrorRate(collar=collar, skip_overlap=skip_overlap)
-    return float(metric(annotation(reference_turns), annotation(hypothesis_turns)))
+    return float(metric(annotation(reference_turns), annotation(hypothesis_turns),
+                        uem=Timeline([Segment(0, seconds)])))
 
 
 def run(cfg: Config, out=print, plot=None) -> dict:
@@ -91,7 +96,15 @@ def run(cfg: Config, out=print, plot=None) -> dict:
             raise DiarizerError(f"{path}: cannot write there (no such writable directory)")
     out(f"{cfg.basename}: {seconds:.1f} s, {len(X)} frames ({int(speech.sum())} speech), "
         f"D={X.shape[1]}, {cfg.initial_clusters} initial clusters of {cfg.M_mfcc} Gaussians")
-    result = diarize(Xs, settings, progress)
+    with warnings.catch_warnings(record=True) as caught:      # one summary line, not a stream
+        warnings.simplefilter("always", EMWarning)
+        result = diarize(Xs, settings, progress)
+    reseeded = sum(issubclass(w.category, EMWarning) for w in caught)
+    for w in caught:
+        if not issubclass(w.category, EMWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if reseeded:
+        out(f"note: {reseeded} trainings re-seeded a component that lost its mass")
     labels = np.full(len(X), -1)
     labels[speech] = result.labels
     turns = segments_from_labels(labels, period, cfg.basename)
@@ -112,7 +125,7 @@ def run(cfg: Config, out=print, plot=None) -> dict:
     if reference is not None:
         for collar in (0.25, 0.0):
             for skip in (False, True):
-                value = der(reference, turns, collar, skip)
+                value = der(reference, turns, collar, skip, seconds)
                 figures[f"der_c{collar}_{'nooverlap' if skip else 'overlap'}"] = value
                 out(f"DER {100 * value:5.1f}%  (collar {collar:.2f} s, overlap "
                     f"{'not scored' if skip else 'scored'})")
