@@ -7,7 +7,7 @@ import numpy as np
 
 from em import backends
 from em.models import gaussian as G
-from em.validation import (check_cvtype, check_data, check_params, check_positive_int,
+from em.validation import (check_cvtype, check_data, check_params, check_int,
                            check_sample_weight)
 
 
@@ -65,8 +65,8 @@ class GMM:
     def __init__(self, M, D, cvtype="diag", means=None, covars=None, weights=None, *,
                  reg_covar: float = 1e-6, tol: float = 1e-5, min_iters: int = 1,
                  max_iters: int = 100, seed=None, backend: str = "auto"):
-        self.M = check_positive_int(M, "M")
-        self.D = check_positive_int(D, "D")
+        self.M = check_int(M, "M")
+        self.D = check_int(D, "D")
         self.cvtype = check_cvtype(cvtype)
         if not (np.isfinite(reg_covar) and reg_covar >= 0):
             raise ValueError(f"reg_covar must be a finite number >= 0, got {reg_covar}")
@@ -117,7 +117,7 @@ class GMM:
         X = check_data(data, self.D)
         weight = check_sample_weight(sample_weight, X.shape[0])
         if num_iters is not None:
-            n = _check_nonneg_int(num_iters, "num_iters")
+            n = check_int(num_iters, "num_iters", 0)
             tol, min_iters, max_iters = 0.0, n, n
         else:
             tol, min_iters, max_iters = _check_iters(
@@ -257,19 +257,11 @@ def _finite_loglik(ll: float) -> float:
     return float(ll)
 
 
-def _check_nonneg_int(value, name):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return int(value)
-
-
 def _check_iters(tol, min_iters, max_iters):
     if not (isinstance(tol, (int, float, np.floating)) and np.isfinite(tol) and tol >= 0):
         raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
-    min_iters = _check_nonneg_int(min_iters, "min_iters")
-    max_iters = _check_nonneg_int(max_iters, "max_iters")
+    min_iters = check_int(min_iters, "min_iters", 0)
+    max_iters = check_int(max_iters, "max_iters", 0)
     if min_iters > max_iters:
         raise ValueError(f"min_iters ({min_iters}) exceeds max_iters ({max_iters})")
     return float(tol), min_iters, max_iters

@@ -19,11 +19,12 @@ def check_cvtype(cvtype) -> str:
     raise ValueError(f"cvtype must be 'diag', 'full' or a bool (True = diagonal), got {cvtype!r}")
 
 
-def check_positive_int(value, name: str) -> int:
+def check_int(value, name: str, minimum: int = 1) -> int:
+    """A Python/numpy integer (not a bool) >= minimum, as an int."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return int(value)
 
 
