@@ -128,16 +128,12 @@ class CBackend(Backend):
         return self._modules[key]
 
     def _choose(self, mod: _Module, kernel: str, prep: Prepared, form: ScoringForm, run) -> str:
-        if self.variant is not None:
-            if self.variant not in mod.variants:
-                raise ValueError(f"variant {self.variant!r} is not one of {mod.variants}")
-            return self.variant
         key = tuning.problem_key("c", kernel, form.M, form.D, form.cvtype, prep.X.dtype.name,
                                  prep.N, mod.tag)
         sub = Prepared(prep.X[:TUNE_ROWS], None if prep.weight is None else
                        prep.weight[:TUNE_ROWS], prep.center)
         candidates = {v: (lambda v=v: run(v, sub)) for v in mod.variants}
-        return tuning.choose(key, candidates, mod.variants[0], self._choices)
+        return tuning.choose(key, candidates, mod.variants[0], self._choices, self.variant)
 
     def chosen(self) -> dict[str, str]:
         """Variant chosen for each problem key seen by this backend in this process."""

@@ -102,15 +102,11 @@ class CudaBackend(Backend):
         return get_backend("c")
 
     def _choose(self, mod, kernel, prep, form, run) -> str:
-        if self.variant is not None:
-            if self.variant not in mod["names"]:
-                raise ValueError(f"variant {self.variant!r} is not one of {mod['names']}")
-            return self.variant
         key = tuning.problem_key("cuda", kernel, form.M, form.D, form.cvtype,
                                  prep.X.dtype.name, prep.N, mod["tag"])
         rows = min(prep.N, TUNE_ROWS)
         candidates = {n: (lambda n=n: run(n, rows)) for n in mod["names"]}
-        return tuning.choose(key, candidates, mod["names"][0], self._choices)
+        return tuning.choose(key, candidates, mod["names"][0], self._choices, self.variant)
 
     def chosen(self) -> dict[str, str]:
         return dict(self._choices)

@@ -63,11 +63,16 @@ def time_call(fn: Callable[[], object], reps: int = 2) -> float:
 
 
 def choose(key: str, candidates: dict[str, Callable[[], object]], default: str,
-           memo: dict | None = None) -> str:
-    """The variant to run for ``key``: remembered, else timed now (if tuning is on), else default.
+           memo: dict | None = None, forced: str | None = None) -> str:
+    """The variant to run for ``key``: ``forced`` if given (it must be a candidate), else
+    remembered, else timed now (if tuning is on), else ``default``.
 
     ``candidates`` maps variant names to zero-argument calls that run the kernel on the data.
     """
+    if forced is not None:
+        if forced not in candidates:
+            raise ValueError(f"variant {forced!r} is not one of {list(candidates)}")
+        return forced
     if memo is not None and key in memo:
         return memo[key]
     record = read().get(key)
