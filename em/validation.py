@@ -55,12 +55,12 @@ def check_data(data, D: int | None = None, name: str = "data") -> np.ndarray:
         raise ValueError(f"{name} is empty: shape {X.shape}")
     if D is not None and X.shape[1] != D:
         raise ValueError(f"{name} has {X.shape[1]} columns but the model has D={D} features")
-    if not np.isfinite(X).all():
+    big = max(X.max(), -X.min())                  # NaN and inf propagate; no temporaries
+    if not np.isfinite(big):
         bad = np.argwhere(~np.isfinite(X))[0]
         raise ValueError(f"{name} contains NaN or infinite values (first at row {bad[0]}, "
                          f"column {bad[1]})")
     limit = MAX_ABS[X.dtype.name]
-    big = np.abs(X).max()
     if big > limit:
         raise ValueError(f"{name} has values up to {big:.3g}; squared distances would overflow "
                          f"{X.dtype.name} (limit {limit:g}): rescale the data")
