@@ -7,7 +7,7 @@ from em.gmm import GMM
 from em.validation import check_data
 
 
-def compute_distance_BIC(gmm1: GMM, gmm2: GMM, data, em_iters: int = 3):
+def compute_distance_BIC(gmm1: GMM, gmm2: GMM, data, em_iters: int = 3, *, own_loglik=None):
     """Train a merged GMM and return ``(merged, score)``.
 
     The merged model has M1 + M2 components, starts from both models' components (weights
@@ -18,6 +18,10 @@ def compute_distance_BIC(gmm1: GMM, gmm2: GMM, data, em_iters: int = 3):
     ``data`` is either one array (all three models are scored on it, as in the 2011 manual) or a
     pair ``(data1, data2)``: then the merged model is trained and scored on both together and each
     model on its own part -- the classic criterion for merging clusters 1 and 2.
+
+    ``own_loglik=(ll1, ll2)``: the totals ``gmm1.score(data1).sum()`` and
+    ``gmm2.score(data2).sum()`` when the caller already has them (a clustering loop scores each
+    cluster once, not once per candidate pair).
     """
     if gmm1.D != gmm2.D or gmm1.cvtype != gmm2.cvtype:
         raise ValueError(f"cannot merge a {gmm1.cvtype} D={gmm1.D} model with a "
@@ -37,5 +41,7 @@ def compute_distance_BIC(gmm1: GMM, gmm2: GMM, data, em_iters: int = 3):
     merged = GMM(M, gmm1.D, gmm1.cvtype, means, covars, weights, reg_covar=gmm1.reg_covar,
                  backend=gmm1.backend)
     ll_merged = merged.train(union, em_iters)
-    score = ll_merged - gmm1.score(d1).sum() - gmm2.score(d2).sum()
+    ll1, ll2 = own_loglik if own_loglik is not None else (gmm1.score(d1).sum(),
+                                                          gmm2.score(d2).sum())
+    score = ll_merged - ll1 - ll2
     return merged, float(score)

@@ -106,13 +106,15 @@ class GMM:
 
     # -- training ------------------------------------------------------------------------
     def train(self, data, num_iters=None, *, min_iters=None, max_iters=None, tol=None,
-              seed=None, sample_weight=None) -> float:
+              seed=None, sample_weight=None, loglik=True) -> float | None:
         """Run EM on ``data`` (N x D) and return its total log-likelihood under the result.
 
         ``num_iters`` runs exactly that many iterations; otherwise EM stops once the relative
         change of the mean log-likelihood is below ``tol``, within ``min_iters..max_iters``.
         A second call continues from the current parameters.  ``sample_weight`` (N,) weights
         each sample's contribution (the log-likelihood returned is weighted too).
+        ``loglik=False`` skips the scoring pass that computes the returned value (one pass over
+        the data, a quarter of the time of 3 iterations) and returns None.
         """
         X = check_data(data, self.D)
         weight = check_sample_weight(sample_weight, X.shape[0])
@@ -132,6 +134,8 @@ class GMM:
         history, prev, converged = [], None, False
         for it in range(max_iters + 1):
             if it == max_iters:                      # score the final parameters
+                if not loglik:
+                    break
                 ll = _finite_loglik(self._total_loglik(prep))
                 history.append(ll / total_w)
                 break
@@ -147,7 +151,7 @@ class GMM:
         self.n_iter_ = it
         self.converged_ = converged
         self.loglik_history_ = history
-        return ll
+        return ll if loglik else None
 
     def _m_step(self, stats: G.Stats, prep, rng):
         weights, means, covars = G.m_step(stats, self.cvtype, self.reg_covar)

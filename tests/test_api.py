@@ -167,6 +167,18 @@ def test_train_returns_total_loglik_of_trained_model(rng, cvtype):
 
 
 @pytest.mark.parametrize("cvtype", CVTYPES)
+def test_train_without_loglik_returns_none_and_same_model(rng, cvtype):
+    M, D = 3, 2
+    X, means, covars, weights = make_problem(rng, M, D, cvtype, n=500)
+    a, b = (_fresh(M, D, cvtype, means, covars, weights) for _ in range(2))
+    assert a.train(X, 4, loglik=False) is None
+    assert isinstance(b.train(X, 4), float)
+    for x, y in zip(_params(a), _params(b)):
+        np.testing.assert_array_equal(x, y)
+    assert a.train(X, loglik=False) is None          # the tol-driven loop too
+
+
+@pytest.mark.parametrize("cvtype", CVTYPES)
 def test_train_zero_iterations_keeps_parameters(rng, cvtype):
     M, D = 3, 2
     X, means, covars, weights = make_problem(rng, M, D, cvtype, n=300)
@@ -592,6 +604,17 @@ def test_bic_returns_merged_model_and_score(rng, cvtype):
     for b, g in zip(before, (g1, g2)):
         for x, y in zip(b, _params(g)):
             np.testing.assert_array_equal(x, y)
+
+
+def test_bic_own_loglik_replaces_the_two_scoring_passes(rng):
+    d1, d2 = make_blobs(rng, 300, 2, 2), make_blobs(rng, 200, 3, 2)
+    g1, g2 = _trained(d1, 2, "diag", 0), _trained(d2, 3, "diag", 1)
+    _, score = compute_distance_BIC(g1, g2, (d1, d2))
+    own = (g1.score(d1).sum(), g2.score(d2).sum())
+    _, given = compute_distance_BIC(g1, g2, (d1, d2), own_loglik=own)
+    assert given == pytest.approx(score, rel=1e-12)
+    _, shifted = compute_distance_BIC(g1, g2, (d1, d2), own_loglik=(own[0] + 5, own[1]))
+    assert shifted == pytest.approx(score - 5, rel=1e-12)
 
 
 @pytest.mark.parametrize("cvtype", CVTYPES)

@@ -112,6 +112,38 @@ static inline vT em_vexp(vT x) {
 }
 % endif
 
+% if T == "float":
+// log of a vector of positive normal numbers: Cephes logf, relative error ~1e-7
+static inline vT em_vlog(vT x) {
+    vI bits; memcpy(&bits, &x, sizeof bits);
+    vI e = (bits >> 23) - 126;
+    bits = (bits & 0x007fffff) | 0x3f000000;             // mantissa in [0.5, 1)
+    vT m; memcpy(&m, &bits, sizeof m);
+    const vI small = m < 0.707106781186547524f;          // all-ones where true
+    e += small;                                          // e - 1 there
+    m = m + (vT)(small & (vI)bits) - 1.0f;               // m < sqrt(1/2): 2m - 1, else m - 1
+    const vT z = m * m;
+    vT y = 7.0376836292E-2f * m - 1.1514610310E-1f;
+    y = y * m + 1.1676998740E-1f;
+    y = y * m - 1.2420140846E-1f;
+    y = y * m + 1.4249322787E-1f;
+    y = y * m - 1.6668057665E-1f;
+    y = y * m + 2.0000714765E-1f;
+    y = y * m - 2.4999993993E-1f;
+    y = y * m + 3.3333331174E-1f;
+    y = y * m * z;
+    const vT fe = __builtin_convertvector(e, vT);
+    y += fe * -2.12194440e-4f;
+    y -= 0.5f * z;
+    return m + y + fe * 0.693359375f;
+}
+% else:
+static inline vT em_vlog(vT x) {                       // double: libm, lane by lane
+    for (int l = 0; l < VW; ++l) x[l] = log(x[l]);
+    return x;
+}
+% endif
+
 // largest entry of a row of MP log rho values, and the first component reaching it
 static inline T row_max(const T* r) {
     vT m = vload(r);
@@ -205,23 +237,36 @@ static inline void load_tile(const Form* f, const T* X, int64_t n0, int nb, T* x
 // (weighted) log-likelihood of the rows.  hard: one-hot at the argmax, classification likelihood.
 static inline double responsibilities(T* lr, int nb, const double* w, int hard) {
     double ll = 0.0;
-    for (int b = 0; b < nb; ++b) {
-        T* r = lr + (size_t)b * MP;
-        const T mx = row_max(r);
-        const T wb = w ? (T)w[b] : (T)1;
-        if (hard) {
+    if (hard) {
+        for (int b = 0; b < nb; ++b) {
+            T* r = lr + (size_t)b * MP;
+            const T mx = row_max(r);
+            const T wb = w ? (T)w[b] : (T)1;
             const int arg = row_argmax(r, mx);
             ll += (double)wb * (double)mx;
             memset(r, 0, sizeof(T) * MP);
             r[arg] = wb;
-            continue;
         }
-        const T s = row_expsum(r, mx, 1);
-        ll += (double)wb * ((double)mx + log((double)s));
-        const T scale = wb / s;
-        for (int c = 0; c < MP; c += VW) {
-            const vT v = vload(r + c) * scale;
-            memcpy(r + c, &v, sizeof v);
+        return ll;
+    }
+    for (int b0 = 0; b0 < nb; b0 += VW) {       // VW rows at a time share one vector log
+        const int nc = nb - b0 < VW ? nb - b0 : VW;
+        vT mx = (vT){}, s = (vT){} + (T)1;
+        for (int i = 0; i < nc; ++i) {
+            T* r = lr + (size_t)(b0 + i) * MP;
+            mx[i] = row_max(r);
+            s[i] = row_expsum(r, mx[i], 1);
+        }
+        const vT lg = em_vlog(s);
+        for (int i = 0; i < nc; ++i) {
+            T* r = lr + (size_t)(b0 + i) * MP;
+            const T wb = w ? (T)w[b0 + i] : (T)1;
+            ll += (double)wb * ((double)mx[i] + (double)lg[i]);
+            const T scale = wb / s[i];
+            for (int c = 0; c < MP; c += VW) {
+                const vT v = vload(r + c) * scale;
+                memcpy(r + c, &v, sizeof v);
+            }
         }
     }
     return ll;
@@ -748,14 +793,31 @@ extern "C" int score_${v["name"]}(const T* X, int64_t N, const double* c, const 
             const int nb = (int)(N - n0 < B ? N - n0 : B);
             load_tile(&f, X, n0, nb, xb);
             logrho_${lkey(v)}(&f, xb, nb, lr, scratch);
-            for (int b = 0; b < nb; ++b) {
-                T* r = lr + (size_t)b * MP;
-                const T mx = row_max(r);
-                if (mode == 2) { out_arg[n0 + b] = row_argmax(r, mx); continue; }
-                const double l = (double)mx + log((double)row_expsum(r, mx, 0));
-                out_ll[n0 + b] = l;
-                if (mode == 1)
-                    for (int k = 0; k < M; ++k) out_post[(n0 + b) * M + k] = (double)r[k] - l;
+            if (mode == 2) {
+                for (int b = 0; b < nb; ++b) {
+                    const T* r = lr + (size_t)b * MP;
+                    out_arg[n0 + b] = row_argmax(r, row_max(r));
+                }
+                continue;
+            }
+            for (int b0 = 0; b0 < nb; b0 += VW) {   // VW rows at a time share one vector log
+                const int nc = nb - b0 < VW ? nb - b0 : VW;
+                vT mx = (vT){}, s = (vT){} + (T)1;
+                for (int i = 0; i < nc; ++i) {
+                    T* r = lr + (size_t)(b0 + i) * MP;
+                    mx[i] = row_max(r);
+                    s[i] = row_expsum(r, mx[i], 0);
+                }
+                const vT lg = em_vlog(s);
+                for (int i = 0; i < nc; ++i) {
+                    const int64_t n = n0 + b0 + i;
+                    const double l = (double)mx[i] + (double)lg[i];
+                    out_ll[n] = l;
+                    if (mode == 1) {
+                        const T* r = lr + (size_t)(b0 + i) * MP;
+                        for (int k = 0; k < M; ++k) out_post[n * M + k] = (double)r[k] - l;
+                    }
+                }
             }
         }
         EM_FTZ_END
