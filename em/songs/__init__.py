@@ -1,0 +1,2 @@
+"""The song recommender: MSD collections (``collection``), the synthetic demo collection
+(``demo``) and GMM-UBM tag ranking (``recommend``)."""
