@@ -53,7 +53,8 @@ def _load(path: Path) -> Collection:
 def load_collection(root, use_cache: bool = True, progress: bool = True, warn=None):
     """(Collection, skipped) for the ``.h5`` files under ``root``.  Files that are not MSD
     track files (or hold no segments) are skipped and returned as ``[(path, reason)]``;
-    MSDError if none is usable."""
+    MSDError if none is usable.  A collection with skipped files is not cached, so that every
+    run reports them (fix or remove them to get the cache)."""
     files = find_track_files(root)
     cache = cache_dir() / "msd-features" / f"{_key(files)}.npz"
     if use_cache and cache.is_file():
