@@ -45,8 +45,8 @@ def main(argv=None):
     t = time.perf_counter() - t0
     flops = 2 * S * L * M * 12 * 3
     print(f"{S} songs x {L} segments, 2 models of {M} diag Gaussians, backend {a.backend}")
-    print(f"| what | time | segments/s | GFLOP/s (3 flops per (n, k, d)) |")
-    print(f"|---|---|---|---|")
+    print("| what | time | segments/s | GFLOP/s (3 flops per (n, k, d)) |")
+    print("|---|---|---|---|")
     print(f"| em ({models[0].backend.name}) score all songs | {t:.2f} s | {2 * S * L / t:.3g} | "
           f"{flops / t / 1e9:.1f} |")
     try:
