@@ -167,6 +167,22 @@ static inline T row_expsum(T* r, T mx, int store) {
     return vsum(s);
 }
 
+// Rows b0 .. b0+VW (at most; returns how many) of lr: each row's max mx[i] and sum s[i] of
+// exp(r - mx) (with store, the row is replaced by those exps), and log s of all of them in one
+// vector log lg (padding lanes: s = 1).
+static inline int row_block_logsum(T* lr, int b0, int nb, int store, vT* mx, vT* s, vT* lg) {
+    const int nc = nb - b0 < VW ? nb - b0 : VW;
+    *mx = (vT){};
+    *s = (vT){} + (T)1;
+    for (int i = 0; i < nc; ++i) {
+        T* r = lr + (size_t)(b0 + i) * MP;
+        (*mx)[i] = row_max(r);
+        (*s)[i] = row_expsum(r, (*mx)[i], store);
+    }
+    *lg = em_vlog(*s);
+    return nc;
+}
+
 static T* em_alloc(size_t count) {
     size_t bytes = (count * sizeof(T) + 63) & ~(size_t)63;
     T* p = (T*)aligned_alloc(64, bytes ? bytes : 64);
@@ -249,15 +265,9 @@ static inline double responsibilities(T* lr, int nb, const double* w, int hard) 
         }
         return ll;
     }
-    for (int b0 = 0; b0 < nb; b0 += VW) {       // VW rows at a time share one vector log
-        const int nc = nb - b0 < VW ? nb - b0 : VW;
-        vT mx = (vT){}, s = (vT){} + (T)1;
-        for (int i = 0; i < nc; ++i) {
-            T* r = lr + (size_t)(b0 + i) * MP;
-            mx[i] = row_max(r);
-            s[i] = row_expsum(r, mx[i], 1);
-        }
-        const vT lg = em_vlog(s);
+    for (int b0 = 0; b0 < nb; b0 += VW) {
+        vT mx, s, lg;
+        const int nc = row_block_logsum(lr, b0, nb, 1, &mx, &s, &lg);
         for (int i = 0; i < nc; ++i) {
             T* r = lr + (size_t)(b0 + i) * MP;
             const T wb = w ? (T)w[b0 + i] : (T)1;
@@ -800,15 +810,9 @@ extern "C" int score_${v["name"]}(const T* X, int64_t N, const double* c, const 
                 }
                 continue;
             }
-            for (int b0 = 0; b0 < nb; b0 += VW) {   // VW rows at a time share one vector log
-                const int nc = nb - b0 < VW ? nb - b0 : VW;
-                vT mx = (vT){}, s = (vT){} + (T)1;
-                for (int i = 0; i < nc; ++i) {
-                    T* r = lr + (size_t)(b0 + i) * MP;
-                    mx[i] = row_max(r);
-                    s[i] = row_expsum(r, mx[i], 0);
-                }
-                const vT lg = em_vlog(s);
+            for (int b0 = 0; b0 < nb; b0 += VW) {
+                vT mx, s, lg;
+                const int nc = row_block_logsum(lr, b0, nb, 0, &mx, &s, &lg);
                 for (int i = 0; i < nc; ++i) {
                     const int64_t n = n0 + b0 + i;
                     const double l = (double)mx[i] + (double)lg[i];
