@@ -124,7 +124,7 @@ def tiled_case(seed=0, minutes=10.0):
     return Xt, np.tile(speech, reps), ref, reps * seconds
 
 
-def cli_speed(minutes=10.0, runs=3):
+def cli_speed(settings, minutes=10.0, runs=3):
     """``examples/cluster.py`` in fresh processes on the tiled recording written as HTK + spnsp
     + RTTM files: the diarizer's own 'time:' line (features read to outputs written; compiled
     kernels cached after the first run) and the whole process wall time."""
@@ -141,7 +141,7 @@ def cli_speed(minutes=10.0, runs=3):
         (tmp / "t.cfg").write_text(
             "[Diarizer]\nbasename = tiled\nmfcc_feats = t.htk\nspnsp_file = t.spnsp\n"
             "reference_rttm = t.rttm\noutput_cluster = out.rttm\ngmm_output = out.gmm\n"
-            + "".join(f"{k} = {v}\n" for k, v in _cfg_values().items()))
+            + "".join(f"{k} = {v}\n" for k, v in _cfg_values(settings).items()))
         for run in range(runs):
             t0 = time.perf_counter()
             out = subprocess.run([sys.executable, str(ROOT / "examples" / "cluster.py"), "-c",
@@ -152,12 +152,11 @@ def cli_speed(minutes=10.0, runs=3):
             print(f"cli run {run}: {line[6:]}; process wall {wall:.2f} s; {der_line}")
 
 
-def _cfg_values():
-    return {"initial_clusters": _S.initial_clusters, "M_mfcc": _S.M, "seg_length": _S.seg_length,
-            "em_iterations": _S.em_iterations, "KL_ntop": _S.KL_ntop}
+def _cfg_values(s: Settings) -> dict:
+    """The diarizer.cfg keys for Settings s."""
+    return {"initial_clusters": s.initial_clusters, "M_mfcc": s.M, "seg_length": s.seg_length,
+            "em_iterations": s.em_iterations, "KL_ntop": s.KL_ntop}
 
-
-_S = Settings()
 
 CASES = {"sample": sample_case, "voices": voices_case, "tidigits": tidigits_case,
          "tiled": tiled_case}
@@ -194,8 +193,6 @@ def main(argv=None):
     a = p.parse_args(argv)
     s = Settings(initial_clusters=a.initial_clusters, M=a.M, seg_length=a.seg_length,
                  em_iterations=a.em_iterations, KL_ntop=a.KL_ntop)
-    global _S
-    _S = s
     print(f"settings: {s}")
     print(f"{'case':10s} {'seed':>4s} {'audio s':>8s} {'spk/truth':>9s} {'DER c.25':>8s} "
           f"{'DER c0 no-ov':>12s} {'time s':>7s} {'x RT':>6s}")
@@ -218,7 +215,7 @@ def main(argv=None):
         if len(ders) > 1:
             print(f"{name:10s} mean DER {100 * np.mean(ders):.1f}%  worst {100 * max(ders):.1f}%")
     if a.cli:
-        cli_speed(a.minutes)
+        cli_speed(s, a.minutes)
     if prof:
         pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
 

@@ -18,7 +18,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from em import GMM                                                   # noqa: E402
-from em.songs.recommend import Collection, mean_loglik              # noqa: E402
+from em.songs.recommend import Collection, mean_logliks             # noqa: E402
 
 
 def main(argv=None):
@@ -39,9 +39,10 @@ def main(argv=None):
         g.train(X[rng.integers(len(X), size=50000)], 10)
         models.append(g)
     songs = np.arange(S)
-    mean_loglik(models[0], coll, songs[:10])             # load kernels, tune
+    mean_logliks(models, coll, songs[:10])               # load kernels, tune
     t0 = time.perf_counter()
-    scores = mean_loglik(models[0], coll, songs) - mean_loglik(models[1], coll, songs)
+    tag_ll, ubm_ll = mean_logliks(models, coll, songs)
+    scores = tag_ll - ubm_ll
     t = time.perf_counter() - t0
     flops = 2 * S * L * M * 12 * 3
     print(f"{S} songs x {L} segments, 2 models of {M} diag Gaussians, backend {a.backend}")

@@ -50,7 +50,7 @@ def _load(path: Path) -> Collection:
                           tags)
 
 
-def load_collection(root, use_cache: bool = True, progress: bool = True, warn=None):
+def load_collection(root, use_cache: bool = True, progress: bool = True):
     """(Collection, skipped) for the ``.h5`` files under ``root``.  Files that are not MSD
     track files (or hold no segments) are skipped and returned as ``[(path, reason)]``;
     MSDError if none is usable.  A collection with skipped files is not cached, so that every

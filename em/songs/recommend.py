@@ -46,14 +46,15 @@ def has_tag(collection: Collection, tag: str, min_term_freq: float = 0.5) -> np.
                      for song in collection.tags], dtype=bool)
 
 
-def mean_loglik(gmm: GMM, collection: Collection, songs: np.ndarray) -> np.ndarray:
-    """Mean segment log-likelihood of each song: one scoring call over all their segments."""
+def mean_logliks(gmms, collection: Collection, songs: np.ndarray) -> list:
+    """Mean segment log-likelihood of each song under each model: the songs' segments are
+    gathered once and scored in one call per model."""
     if len(songs) == 0:
-        return np.zeros(0)
+        return [np.zeros(0) for _ in gmms]
     lengths = np.diff(collection.offsets)[songs]
-    ll = gmm.score(collection.segments(songs))
+    X = collection.segments(songs)
     starts = np.r_[0, np.cumsum(lengths)[:-1]]
-    return np.add.reduceat(ll, starts) / lengths
+    return [np.add.reduceat(g.score(X), starts) / lengths for g in gmms]
 
 
 @dataclass
@@ -77,7 +78,8 @@ def recommend(collection: Collection, tag: str, *, components: int = 32, seed: i
               min_term_freq: float = 0.5, train_fraction: float = 0.7,
               ubm_fraction: float = 0.3, backend="auto") -> Ranking:
     """Train the tag model and the UBM, score the held-out tagged and the unlabelled songs."""
-    labelled = np.flatnonzero(has_tag(collection, tag, min_term_freq))
+    tagged = has_tag(collection, tag, min_term_freq)
+    labelled = np.flatnonzero(tagged)
     if len(labelled) == 0:
         raise RecommendError(f"no song has the tag {tag!r} (artist term with frequency >= "
                              f"{min_term_freq} or MusicBrainz tag); try another tag")
@@ -89,7 +91,7 @@ def recommend(collection: Collection, tag: str, *, components: int = 32, seed: i
                              f"{train_fraction:.0%}/{1 - train_fraction:.0%} split needs at "
                              "least one training and one test song")
     train, test = np.sort(order[:n_train]), order[n_train:]
-    unlabelled = np.flatnonzero(~has_tag(collection, tag, min_term_freq))
+    unlabelled = np.flatnonzero(~tagged)
     X_train = collection.segments(train)
     if len(X_train) < components:
         raise RecommendError(f"the {len(train)} training song(s) have {len(X_train)} segments, "
@@ -104,7 +106,8 @@ def recommend(collection: Collection, tag: str, *, components: int = 32, seed: i
     ubm.train(X_ubm)
 
     def ranked(songs):
-        s = mean_loglik(model, collection, songs) - mean_loglik(ubm, collection, songs)
+        tag_ll, ubm_ll = mean_logliks((model, ubm), collection, songs)
+        s = tag_ll - ubm_ll
         best = np.argsort(-s, kind="stable")
         return songs[best], s[best]
     test, test_scores = ranked(test)
