@@ -25,7 +25,7 @@ def _info(_args) -> int:
     from em.specializer import cache, compile as cc, tuning
     try:
         print(f"C++ compiler: {cc.compiler_version()}")
-        print(f"  flags: {' '.join(cc.CFLAGS)}")
+        print(f"  flags: {' '.join(cc.cflags())}")
     except cc.CompileError as exc:
         print(f"C++ compiler: none ({exc})")
     print(f"kernel cache: {cache.kernel_dir()} "

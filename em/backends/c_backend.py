@@ -1,10 +1,12 @@
-"""The compiled CPU backend: C++/OpenMP kernels rendered from ``em/templates/c/gmm.mako``.
+"""The compiled CPU backend: C++/OpenMP kernels rendered from ``em/templates/c/``.
 
-One shared library per problem (M, D, cvtype, dtype) holds every code variant of the two
-kernels -- ``fused_<variant>`` (the statistics pass) and ``score_<variant>`` (log-likelihood,
-log posteriors or argmax).  On first use for a problem key the variants are timed on the data
-and the winner is remembered (:mod:`em.specializer.tuning`).  A kernel that fails to compile or
-load makes this backend warn once and hand that problem to the numpy backend.
+One shared library per shape family (D, cvtype, dtype) and target serves every number of
+components M (a run-time argument), so a run that trains models of many sizes compiles once.
+It holds every code variant of the two kernels -- ``fused_<variant>`` (the statistics pass) and
+``score_<variant>`` (log-likelihood, log posteriors or argmax) -- at the target's vector width
+(and at 32 bytes too on AVX-512).  On first use for a problem key the variants are timed on the
+data and the winner is remembered (:mod:`em.specializer.tuning`).  A kernel that fails to
+compile or load makes this backend warn once and hand that family to the numpy backend.
 """
 from __future__ import annotations
 
@@ -17,69 +19,101 @@ from em.backends.base import Backend, BackendUnavailable, Prepared
 from em.backends.numpy_backend import NumpyBackend
 from em.models.gaussian import ScoringForm, Stats
 from em.specializer import compile as cc
+from em.specializer import target as tg
 from em.specializer import tuning
+from em.specializer.layout import Layout
 from em.specializer.render import render
+from em.specializer.signature import Signature
 
 TUNE_ROWS = 1 << 15                # rows the variants are timed on
 PRIVATE_STATS_LIMIT = 256 << 20    # bytes of per-thread accumulators before 'samples' is dropped
+WORK_PER_THREAD = 5e7              # flops a pass must have per thread before another is woken
 
-_P = ctypes.c_void_p
-_FUSED_ARGS = [_P, ctypes.c_int64, _P, _P, _P, _P, _P, ctypes.c_int, ctypes.c_int,
-               _P, _P, _P, _P]
-_SCORE_ARGS = [_P, ctypes.c_int64, _P, _P, _P, _P, ctypes.c_int, ctypes.c_int, _P, _P, _P]
+# the kernels' argument lists, declared once: rendered into the C source and bound to ctypes
+FUSED = Signature("const T* X, int64_t N, int64_t M, const double* weight, const double* c, "
+                  "const double* mu, const double* prec, const double* lc, int hard, "
+                  "int nthreads, double* out_ll, double* out_N, double* out_S1, double* out_S2")
+SCORE = Signature("const T* X, int64_t N, int64_t M, const double* c, const double* mu, "
+                  "const double* prec, const double* lc, int mode, int nthreads, "
+                  "double* out_ll, double* out_post, int64_t* out_arg")
 _MODE = {"loglik": 0, "logpost": 1, "argmax": 2}
 
 
-def variants(M: int, D: int, cvtype: str, dtype: str) -> list[dict]:
-    """The code variants compiled for a problem, the default first.
+def variants(D: int, cvtype: str, dtype: str, target: tg.Target) -> list[dict]:
+    """The code variants compiled for a shape family, the default first.
 
-    diag: ``kvec`` scores one sample at a time vectorised over components, ``nvec`` one
-    component at a time vectorised over the samples of a tile.  full: the quadratic form and S2
-    are rank-1 updates of ``tile`` rows sharing each load (tile 4 = register-blocked GEMM,
-    tile 1 = row by row).  ``parallel='samples'`` gives each thread whole blocks and private
-    accumulators; ``'components'`` scores a block with all threads, then splits its components
-    among them (one shared set of accumulators: the choice for large M x D x D).
+    diag layouts: ``kv`` scores a few samples at a time with components in the vector lanes,
+    ``nv`` one component at a time with samples in the lanes (no horizontal reductions: the
+    choice for small M).  full: ``g``, register-blocked GEMMs for (x - mu) U and S2.  ``_s``:
+    threads take whole blocks and keep private accumulators; ``_c``: threads score a block
+    together, then split its components (one shared set of accumulators: large M x D x D).
+    The number is the block of samples, ``_w<bytes>`` the vector width.
     """
-    lanes = 16 if dtype == "float32" else 8
-    dp = -(-D // lanes) * lanes
-    private = M * (dp if cvtype == "diag" else D * dp) * 8
-    if cvtype == "diag":
-        out = [dict(name="kvec4_s128", layout="kvec", tile=4, parallel="samples", block=128),
-               dict(name="kvec4k4_s64", layout="kvec", tile=4, ktile=4, parallel="samples",
-                    block=64),
-               dict(name="nvec_s128", layout="nvec", parallel="samples", block=128),
-               dict(name="kvec4_c256", layout="kvec", tile=4, parallel="components", block=256,
-                    sub=32)]
-    else:
-        out = [dict(name="g8_s128", layout="gemm", parallel="samples", block=128),
-               dict(name="g8_s512", layout="gemm", parallel="samples", block=512),
-               dict(name="t4_s256", layout="tile", tile=4, parallel="samples", block=256),
-               dict(name="g8_c256", layout="gemm", parallel="components", block=256, sub=16)]
-    if private > PRIVATE_STATS_LIMIT:
-        out = [v for v in out if v["parallel"] == "components"]
+    out = []
+    for vb in target.widths:
+        w = dict(vbytes=vb)
+        if cvtype == "diag":
+            out += [dict(name=f"kv_s128_w{vb}", layout="kvec", parallel="samples", block=128, **w),
+                    dict(name=f"nv_s256_w{vb}", layout="nvec", parallel="samples", block=256, **w),
+                    dict(name=f"kv_c256_w{vb}", layout="kvec", parallel="components", block=256,
+                         sub=32, **w)]
+        else:
+            out += [dict(name=f"g_s128_w{vb}", layout="gemm", parallel="samples", block=128, **w),
+                    dict(name=f"g_c256_w{vb}", layout="gemm", parallel="components", block=256,
+                         sub=16, **w)]
     return out
 
 
-def render_params(M: int, D: int, cvtype: str, dtype: str) -> dict:
-    return dict(M=M, D=D, cvtype=cvtype, dtype=dtype, variants=variants(M, D, cvtype, dtype))
+def usable(variant: dict, M: int, D: int, cvtype: str, dtype: str, registers: int) -> bool:
+    """Whether a variant suits M components: private per-thread accumulators must stay small."""
+    if variant["parallel"] != "samples":
+        return True
+    L = Layout(D, cvtype, dtype, variant["vbytes"], registers)
+    per_component = L.ZW if cvtype == "diag" else L.DP * (D + 1)
+    return M * per_component * 8 <= PRIVATE_STATS_LIMIT
+
+
+def render_params(D: int, cvtype: str, dtype: str, target: tg.Target | None = None) -> dict:
+    """The render dict of a shape family: everything the generated source depends on."""
+    target = target or tg.detect()
+    return dict(D=D, cvtype=cvtype, dtype=dtype,
+                target=dict(isa=target.isa, registers=target.registers, march=target.march),
+                variants=variants(D, cvtype, dtype, target),
+                sig=dict(fused=FUSED.c, score=SCORE.c))
+
+
+def work_flops(N: int, M: int, D: int, cvtype: str) -> float:
+    """Rough flops of one fused pass (log rho, exp, statistics), for the thread count."""
+    per = 8 * D + 30 if cvtype == "diag" else 2 * D * D + 8 * D + 30
+    return float(N) * M * per
 
 
 class _Module:
-    """A loaded library for one problem and its variants' entry points."""
+    """A loaded library for one shape family and target, and its variants' entry points."""
 
-    def __init__(self, M, D, cvtype, dtype):
-        params = render_params(M, D, cvtype, dtype)
-        self.variants = [v["name"] for v in params["variants"]]
+    def __init__(self, D: int, cvtype: str, dtype: str, target: tg.Target):
+        params = render_params(D, cvtype, dtype, target)
+        self.variants = {v["name"]: v for v in params["variants"]}
+        self.registers = target.registers
         source = render("c", "gmm", params)
-        self.lib, self.info = cc.load(source)
+        widths = "/".join(f"{w}-byte" for w in target.widths)
+        self.lib, self.info = cc.load(
+            source, what=f"C kernels for {cvtype} D={D} {dtype} ({target.isa}, {widths} "
+                         f"vectors), any M")
         self.tag = cc.source_hash(source)[:12]        # kernels and CPU: new code is re-tuned
-        self.fused, self.score = {}, {}
-        for name in self.variants:
-            for table, prefix, argtypes in ((self.fused, "fused_", _FUSED_ARGS),
-                                            (self.score, "score_", _SCORE_ARGS)):
-                fn = getattr(self.lib, prefix + name)
-                fn.argtypes, fn.restype = argtypes, ctypes.c_int
-                table[name] = fn
+        self.fused = {n: FUSED.bind(getattr(self.lib, f"fused_{n}")) for n in self.variants}
+        self.score = {n: SCORE.bind(getattr(self.lib, f"score_{n}")) for n in self.variants}
+        self._max_threads = self.lib.em_max_threads
+        self._max_threads.restype = ctypes.c_int
+
+    def names(self, M: int, D: int, cvtype: str, dtype: str) -> list[str]:
+        """The variants to consider for M components, the default first."""
+        return [n for n, v in self.variants.items()
+                if usable(v, M, D, cvtype, dtype, self.registers)]
+
+    def max_threads(self) -> int:
+        """OpenMP's thread count for a call from this thread (OMP_NUM_THREADS, threadpoolctl)."""
+        return max(1, int(self._max_threads()))
 
 
 def _out(shape, dtype=np.float64) -> np.ndarray:
@@ -94,8 +128,9 @@ def _ptr(a):
 class CBackend(Backend):
     """See the module docstring.
 
-    ``threads=0`` uses OpenMP's default (OMP_NUM_THREADS, or what threadpoolctl set);
-    ``variant`` forces one code variant (see :func:`variants`) instead of tuning.
+    ``threads=0`` uses up to OpenMP's default (OMP_NUM_THREADS, or what threadpoolctl set);
+    passes too small to split run on one thread either way.  ``variant`` forces one code
+    variant (see :func:`variants`) instead of tuning.
     """
 
     name = "c"
@@ -113,27 +148,42 @@ class CBackend(Backend):
         prep.center = prep.center.astype(X.dtype).astype(np.float64)
         return prep
 
-    # -- compiled modules and variant choice ---------------------------------------------
-    def module(self, M: int, D: int, cvtype: str, dtype: str) -> _Module | None:
-        """The compiled module for a problem, or None (warned once) if it cannot be built."""
-        key = (M, D, cvtype, dtype)
+    # -- compiled modules, threads and variant choice ------------------------------------
+    def module(self, D: int, cvtype: str, dtype: str) -> _Module | None:
+        """The compiled module of a shape family, or None (warned once) if it cannot be built."""
+        try:
+            target = tg.detect()
+        except cc.CompileError as exc:
+            target, failure = None, exc
+        key = (D, cvtype, dtype, target)
         if key not in self._modules:
             try:
-                self._modules[key] = _Module(M, D, cvtype, dtype)
+                if target is None:
+                    raise failure
+                self._modules[key] = _Module(D, cvtype, dtype, target)
             except (cc.CompileError, OSError) as exc:     # OSError: e.g. unwritable cache
-                warnings.warn(f"em: C kernel for {cvtype} M={M} D={D} {dtype} failed to "
-                              f"build ({exc}); using the numpy backend for it",
+                warnings.warn(f"em: C kernel for {cvtype} D={D} {dtype} failed to build "
+                              f"({exc}); using the numpy backend for it",
                               RuntimeWarning, stacklevel=4)
                 self._modules[key] = None
         return self._modules[key]
 
+    def thread_count(self, mod: _Module, N: int, form: ScoringForm) -> int:
+        """Threads for a pass: the user's (or OpenMP's) count, but one per WORK_PER_THREAD
+        flops at most, so small passes never pay to wake (or wait for) another thread."""
+        want = self.threads if self.threads > 0 else mod.max_threads()
+        cap = int(work_flops(N, form.M, form.D, form.cvtype) // WORK_PER_THREAD)
+        return max(1, min(want, cap))
+
     def _choose(self, mod: _Module, kernel: str, prep: Prepared, form: ScoringForm, run) -> str:
-        key = tuning.problem_key("c", kernel, form.M, form.D, form.cvtype, prep.X.dtype.name,
-                                 prep.N, mod.tag)
+        dtype = prep.X.dtype.name
+        names = mod.names(form.M, form.D, form.cvtype, dtype)
+        key = tuning.problem_key("c", kernel, form.M, form.D, form.cvtype, dtype, prep.N,
+                                 tg.detect().tag, mod.tag)
         sub = Prepared(prep.X[:TUNE_ROWS], None if prep.weight is None else
                        prep.weight[:TUNE_ROWS], prep.center)
-        candidates = {v: (lambda v=v: run(v, sub)) for v in mod.variants}
-        return tuning.choose(key, candidates, mod.variants[0], self._choices, self.variant)
+        candidates = {v: (lambda v=v: run(v, sub)) for v in names}
+        return tuning.choose(key, candidates, names[0], self._choices, self.variant)
 
     def chosen(self) -> dict[str, str]:
         """Variant chosen for each problem key seen by this backend in this process."""
@@ -141,7 +191,7 @@ class CBackend(Backend):
 
     # -- the contract --------------------------------------------------------------------
     def fused_stats(self, prep: Prepared, form: ScoringForm, hard: bool = False) -> Stats:
-        mod = self.module(form.M, form.D, form.cvtype, prep.X.dtype.name)
+        mod = self.module(form.D, form.cvtype, prep.X.dtype.name)
         if mod is None:
             return self._fallback.fused_stats(prep, form, hard)
         M, D = form.M, form.D
@@ -150,8 +200,9 @@ class CBackend(Backend):
         def run(variant, p):
             out = (_out(1), _out(M), _out((M, D)), _out(s2_shape))
             rc = mod.fused[variant](
-                _ptr(p.X), p.N, _ptr(p.weight), _ptr(p.center), _ptr(form.means),
-                _ptr(form.prec), _ptr(form.log_const), int(hard), self.threads, *map(_ptr, out))
+                _ptr(p.X), p.N, M, _ptr(p.weight), _ptr(p.center), _ptr(form.means),
+                _ptr(form.prec), _ptr(form.log_const), int(hard),
+                self.thread_count(mod, p.N, form), *map(_ptr, out))
             if rc != 0:
                 raise MemoryError(f"C kernel fused_{variant} could not allocate its buffers")
             return out
@@ -161,7 +212,7 @@ class CBackend(Backend):
         return Stats(float(ll[0]), N, S1, S2, prep.center.copy())
 
     def _score(self, prep: Prepared, form: ScoringForm, mode: str):
-        mod = self.module(form.M, form.D, form.cvtype, prep.X.dtype.name)
+        mod = self.module(form.D, form.cvtype, prep.X.dtype.name)
         if mod is None:
             return None
 
@@ -170,8 +221,9 @@ class CBackend(Backend):
             post = _out((p.N, form.M)) if mode == "logpost" else None
             arg = _out(p.N, np.int64) if mode == "argmax" else None
             rc = mod.score[variant](
-                _ptr(p.X), p.N, _ptr(p.center), _ptr(form.means), _ptr(form.prec),
-                _ptr(form.log_const), _MODE[mode], self.threads, _ptr(ll), _ptr(post), _ptr(arg))
+                _ptr(p.X), p.N, form.M, _ptr(p.center), _ptr(form.means), _ptr(form.prec),
+                _ptr(form.log_const), _MODE[mode], self.thread_count(mod, p.N, form),
+                _ptr(ll), _ptr(post), _ptr(arg))
             if rc != 0:
                 raise MemoryError(f"C kernel score_{variant} could not allocate its buffers")
             return ll, post, arg
@@ -199,9 +251,10 @@ PROBE = 'extern "C" int em_probe(int x) {\n    int s = 0;\n#pragma omp parallel 
 def load_backend() -> CBackend:
     """Registry loader: checks that the compiler builds and loads an OpenMP library here."""
     try:
-        lib, _ = cc.load(PROBE)
+        lib, _ = cc.load(PROBE, what="a probe library (is there a working C++ compiler?)")
         if lib.em_probe(10) != 45:
             raise cc.CompileError("the probe library computed a wrong result")
-    except (cc.CompileError, OSError) as exc:
+        tg.detect()
+    except (cc.CompileError, OSError, ValueError) as exc:     # ValueError: bad EM_VECTOR_BYTES
         raise BackendUnavailable(str(exc)) from None
     return CBackend()

@@ -4,7 +4,11 @@ A kernel is cached under ``<cache>/kernels/<hash>/`` where the hash covers the s
 compiler command line, the compiler's version and the CPU (``-march=native`` code is only valid
 on the CPU it was built for).  Several processes may build the same kernel at once: they
 serialise on a per-kernel file lock (released by the OS if a process dies) and the library is
-moved into place atomically, so nobody ever loads a half-written file.
+moved into place atomically, so nobody ever loads a half-written file.  A compile that takes
+more than a second says so on stderr (one line: what, and why).
+
+OpenMP threads of the kernels sleep when idle instead of spinning (``OMP_WAIT_POLICY=PASSIVE``
+unless set): spinning threads steal the cores BLAS and other processes need.
 """
 from __future__ import annotations
 
@@ -14,7 +18,9 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -22,36 +28,50 @@ from pathlib import Path
 from filelock import FileLock
 
 from em.specializer.cache import kernel_dir
+from em.specializer.target import march
 
-CFLAGS = ["-O3", "-march=native", "-fopenmp", "-fPIC", "-std=c++17", "-fno-math-errno",
-          "-fno-trapping-math", "-ffp-contract=fast", "-w"]
+CFLAGS = ["-O3", "-fopenmp", "-fPIC", "-std=c++17", "-fno-math-errno", "-fno-trapping-math",
+          "-ffp-contract=fast", "-w"]
 LDFLAGS = ["-shared", "-fopenmp"]
 LOCK_TIMEOUT_S = 600
+ANNOUNCE_AFTER_S = 1.0
 
 
 class CompileError(RuntimeError):
     """The compiler rejected a kernel; the message carries its output."""
 
 
-@lru_cache(maxsize=None)
+def cflags() -> list[str]:
+    """Compiler flags: -march for this machine (or $EM_MARCH), then CFLAGS."""
+    return [f"-march={march()}", *CFLAGS]
+
+
 def toolchain():
     """codepy GCCToolchain for shared C++/OpenMP libraries; raises CompileError without g++."""
+    return _toolchain(os.environ.get("EM_CXX", "g++"), tuple(cflags()))
+
+
+@lru_cache(maxsize=None)
+def _toolchain(cc: str, flags: tuple):
     from codepy.toolchain import GCCToolchain
-    cc = os.environ.get("EM_CXX", "g++")
     if shutil.which(cc) is None:
         raise CompileError(f"no C++ compiler: {cc!r} not found on PATH (set EM_CXX)")
-    return GCCToolchain(cc=cc, ld=cc, cflags=list(CFLAGS), ldflags=list(LDFLAGS),
+    return GCCToolchain(cc=cc, ld=cc, cflags=list(flags), ldflags=list(LDFLAGS),
                         libraries=[], library_dirs=[], include_dirs=[], defines=[],
                         undefines=[], so_ext=".so", o_ext=".o", features=set())
 
 
-@lru_cache(maxsize=None)
 def compiler_version() -> str:
-    """First line of the compiler's --version (part of the cache key)."""
+    """First line of the compiler's --version."""
+    return _compiler_version(toolchain())
+
+
+@lru_cache(maxsize=None)
+def _compiler_version(tc) -> str:
     try:
-        return toolchain().get_version().splitlines()[0]
+        return tc.get_version().splitlines()[0]
     except (RuntimeError, OSError, IndexError) as exc:
-        raise CompileError(f"cannot run {toolchain().cc} --version: {exc}") from None
+        raise CompileError(f"cannot run {tc.cc} --version: {exc}") from None
 
 
 @lru_cache(maxsize=None)
@@ -69,11 +89,15 @@ def command_line(src: str, out: str) -> list[str]:
     return [*toolchain()._cmdline([src], is_object=False), "-o", out]
 
 
-@lru_cache(maxsize=None)
 def compiler_id() -> str:
     """The compiler binary's resolved path, size and mtime: changes whenever it is replaced,
     and costs no process start (unlike --version)."""
-    path = os.path.realpath(shutil.which(toolchain().cc))
+    return _compiler_id(toolchain().cc)
+
+
+@lru_cache(maxsize=None)
+def _compiler_id(cc: str) -> str:
+    path = os.path.realpath(shutil.which(cc))
     st = os.stat(path)
     return f"{path}:{st.st_size}:{st.st_mtime_ns}"
 
@@ -86,7 +110,23 @@ def source_hash(source: str) -> str:
     return h.hexdigest()[:32]
 
 
-def build(source: str) -> tuple[Path, bool]:
+class _Announce:
+    """Say on stderr what is being compiled and why, once the compile has taken a while."""
+
+    def __init__(self, what: str):
+        self.timer = threading.Timer(ANNOUNCE_AFTER_S, lambda: print(
+            f"em: compiling {what} for this machine (first use; cached in {kernel_dir()}) ...",
+            file=sys.stderr, flush=True))
+        self.timer.daemon = True
+
+    def __enter__(self):
+        self.timer.start()
+
+    def __exit__(self, *exc):
+        self.timer.cancel()
+
+
+def build(source: str, what: str = "a kernel") -> tuple[Path, bool]:
     """Compiled library for ``source``: (path, whether it was compiled now)."""
     key = source_hash(source)
     folder = kernel_dir() / key
@@ -103,7 +143,8 @@ def build(source: str) -> tuple[Path, bool]:
                 f.write(source)
             out = os.path.join(tmp, "kernel.so")
             cmd = command_line(src, out)
-            proc = subprocess.run(cmd, capture_output=True, text=True)
+            with _Announce(what):
+                proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
                 raise CompileError(f"{' '.join(cmd)} failed:\n{proc.stderr.strip()[-4000:]}")
             os.replace(src, folder / "kernel.cpp")
@@ -114,13 +155,14 @@ def build(source: str) -> tuple[Path, bool]:
 _LOADED: dict[str, ctypes.CDLL] = {}
 
 
-def load(source: str) -> tuple[ctypes.CDLL, dict]:
+def load(source: str, what: str = "a kernel") -> tuple[ctypes.CDLL, dict]:
     """Build (or find) and load ``source``; returns the library and timing facts."""
     t0 = time.perf_counter()
-    lib_path, compiled = build(source)
+    lib_path, compiled = build(source, what)
     t1 = time.perf_counter()
     key = str(lib_path)
     if key not in _LOADED:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")    # read when libgomp first loads
         try:
             _LOADED[key] = ctypes.CDLL(key)
         except OSError as exc:

@@ -1,10 +1,13 @@
 """Choose among code variants by timing them on the real data, and remember the choice.
 
-The tuning file (``<cache>/tuning.json``) maps a problem key -- backend, kernel, M, D, cvtype,
-dtype, the order of magnitude of N and a tag of the compiled code (which covers the CPU) -- to
-the winning variant and the times
-measured, so a new process skips tuning.  ``EM_AUTOTUNE=0`` switches tuning off (the backend's
-default variant is used, and nothing is written).
+The tuning file (``<cache>/tuning.json``) maps a problem key -- backend, kernel, M (rounded up to
+a power of two), D, cvtype, dtype, the order of magnitude of N, the target (ISA and vector
+width) and a tag of the compiled code (which covers the CPU) -- to the variant to run and the
+times measured, so a new process skips tuning; an entry from another width or CPU has another
+key, so it is re-tuned.  Variants are timed in interleaved rounds and each keeps its best time
+(a busy machine slows some calls, never speeds one up).  A winner whose margin over the default
+is within the noise of the measurements is not taken: the default runs, and the record says
+so.  ``EM_AUTOTUNE=0`` switches tuning off (the default variant runs, nothing is written).
 """
 from __future__ import annotations
 
@@ -26,10 +29,15 @@ def enabled() -> bool:
     return os.environ.get(ENV_VAR, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
+ROUNDS = 3              # timed calls per variant, after one warm-up call each
+NOISE = 0.03            # relative margin below which a winner is not trusted
+
+
 def problem_key(backend: str, kernel: str, M: int, D: int, cvtype: str, dtype: str, N: int,
-                tag: str) -> str:
+                target: str, tag: str) -> str:
     magnitude = int(math.floor(math.log10(max(N, 1))))
-    return f"{backend}/{kernel}/M{M}/D{D}/{cvtype}/{dtype}/N1e{magnitude}/{tag}"
+    bucket = 1 << max(0, int(M) - 1).bit_length()
+    return f"{backend}/{kernel}/M{bucket}/D{D}/{cvtype}/{dtype}/N1e{magnitude}/{target}/{tag}"
 
 
 def read(path: Path | None = None) -> dict:
@@ -51,15 +59,33 @@ def _write(key: str, record: dict, path: Path) -> None:
         os.replace(tmp, path)
 
 
-def time_call(fn: Callable[[], object], reps: int = 2) -> float:
-    """Best of ``reps`` timed calls after one warm-up call."""
-    fn()
-    best = math.inf
-    for _ in range(reps):
-        t = time.perf_counter()
+def time_calls(candidates: dict[str, Callable[[], object]], rounds: int = ROUNDS) -> dict:
+    """{name: [times]}: one warm-up call each, then ``rounds`` rounds calling each in turn (so a
+    burst of load hits every candidate, not just one)."""
+    for fn in candidates.values():
         fn()
-        best = min(best, time.perf_counter() - t)
-    return best
+    times = {name: [] for name in candidates}
+    for _ in range(rounds):
+        for name, fn in candidates.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return times
+
+
+def decide(times: dict[str, list[float]], default: str) -> dict:
+    """The tuning record for measured times: the fastest by best time, unless its margin over
+    the default is within the noise (NOISE, or the spread of the default's own timings)."""
+    best = {name: min(ts) for name, ts in times.items()}
+    winner = min(best, key=best.get)
+    own = sorted(times[default])
+    spread = (own[1] - own[0]) / own[0] if len(own) > 1 and own[0] > 0 else 0.0
+    margin = (best[default] - best[winner]) / best[default] if best[default] > 0 else 0.0
+    noise = max(NOISE, spread)
+    within = winner != default and margin <= noise
+    return {"variant": default if within else winner, "times_s": best,
+            "margin": round(margin, 4), "noise": round(noise, 4), "within_noise": within,
+            "when": time.strftime("%F %T")}
 
 
 def choose(key: str, candidates: dict[str, Callable[[], object]], default: str,
@@ -81,11 +107,10 @@ def choose(key: str, candidates: dict[str, Callable[[], object]], default: str,
     elif not enabled():
         choice = default
     else:
-        times = {name: time_call(fn) for name, fn in candidates.items()}
-        choice = min(times, key=times.get)
+        record = decide(time_calls(candidates), default)
+        choice = record["variant"]
         try:
-            _write(key, {"variant": choice, "times_s": times, "when": time.strftime("%F %T")},
-                   tuning_file())
+            _write(key, record, tuning_file())
         except OSError:
             pass                                # a read-only cache only costs re-tuning
     if memo is not None:

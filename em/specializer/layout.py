@@ -1,0 +1,154 @@
+"""Render-time layout arithmetic of the C kernels: lanes, padding and register tiles.
+
+Everything that depends on the vector width or the register count is derived here, from a
+:class:`Layout` built for one kernel family (D, cvtype, dtype) at one width; the templates only
+read its fields.  Register tiles are chosen so that accumulators, operands and temporaries fit
+the target's vector registers (16 on AVX2/SSE, 32 on AVX-512 and aarch64 NEON): a tile that
+does not fit spills on every iteration, which is what made 64-byte vectors on AVX2 7-12x slow.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+SPARE = 1            # vector registers left for the compiler
+MAX_ROWS = 8         # broadcast rows of a rank-1 tile (components / samples / rows of S2)
+SPLIT_D = 64         # float sums over more features than this go through 32-feature partials
+
+
+def pad(n: int, multiple: int) -> int:
+    """n rounded up to a multiple."""
+    return -(-n // multiple) * multiple
+
+
+def rank1_tile(registers: int, vectors: int, max_rows: int = MAX_ROWS) -> tuple[int, int]:
+    """(rows, vectors per panel) of a rank-1 update tile ``acc[r][v] += a[r] * b[v]`` that
+    sweeps a row of ``vectors`` vectors in panels.
+
+    A tile needs rows*v accumulators, v loaded operands and one broadcast.  Takes the most
+    accumulators per panel averaged over the row (a narrow last panel counts), then the most
+    flops per load."""
+    budget = registers - SPARE
+    best, best_key = (1, 1), (0.0, 0.0)
+    for v in range(1, max(1, vectors) + 1):
+        rows = min(max_rows, (budget - v - 1) // v)
+        if rows < 1:
+            break
+        panels = -(-vectors // v)
+        key = (rows * vectors / panels, rows * v / (rows + v))
+        if key > best_key:
+            best, best_key = (rows, v), key
+    return best
+
+
+@dataclass(frozen=True)
+class Panel:
+    """Vectors [v0, v0 + nv) of a row; ``rows``: how many rows of an upper-triangular factor
+    reach into it (the full-covariance GEMMs skip the zeros below the diagonal)."""
+
+    v0: int
+    nv: int
+    rows: int
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Layout of one kernel family at one vector width."""
+
+    D: int
+    cvtype: str
+    dtype: str
+    vector_bytes: int
+    registers: int
+
+    @property
+    def T(self) -> str:
+        return "float" if self.dtype == "float32" else "double"
+
+    @property
+    def itemsize(self) -> int:
+        return 4 if self.dtype == "float32" else 8
+
+    @property
+    def lanes(self) -> int:
+        return self.vector_bytes // self.itemsize
+
+    @property
+    def DP(self) -> int:
+        """Features padded to whole vectors."""
+        return pad(self.D, self.lanes)
+
+    @property
+    def NV(self) -> int:
+        """Vectors per padded feature row."""
+        return self.DP // self.lanes
+
+    @property
+    def ZW(self) -> int:
+        """Width of a tile row: diag [x | x*x] (both moments in one GEMM), full x."""
+        return 2 * self.DP if self.cvtype == "diag" else self.DP
+
+    @property
+    def split(self) -> bool:
+        """Sum squared distances through 32-feature partials (float accuracy for large D)."""
+        return self.D > SPLIT_D
+
+    @cached_property
+    def kvec(self) -> tuple[int, int]:
+        """diag log rho, components in lanes: (samples, vectors of components) per tile.
+
+        Needs samples*vectors accumulators, 2 operands (mu, sqrt p) per vector of components,
+        a broadcast and a temporary; the most accumulators, then the widest panel (1, 2 or 4
+        vectors: the number of components is often a power of two)."""
+        budget = self.registers - SPARE
+        fits = [(tb * kp, kp, tb) for kp in (1, 2, 4) for tb in range(2, 9)
+                if tb * kp + 2 * kp + 2 <= budget]
+        _, kp, tb = max(fits)
+        return tb, kp
+
+    @cached_property
+    def nvec(self) -> tuple[int, int]:
+        """diag log rho, samples in lanes: (vectors of samples, components) per tile (powers of
+        two of vectors, so tiles divide blocks)."""
+        budget = self.registers - SPARE
+        fits = [(sv * kc, sv, kc) for sv in (1, 2, 4, 8) for kc in range(1, 5)
+                if sv * kc + sv + 2 * kc + 1 <= budget]
+        _, sv, kc = max(fits)
+        return sv, kc
+
+    @cached_property
+    def stats_tile(self) -> tuple[int, int]:
+        """(components, vectors of the tile row) of the statistics GEMM R^T Z."""
+        return rank1_tile(self.registers, self.ZW // self.lanes, max_rows=6)
+
+    @cached_property
+    def gemm_rows(self) -> int:
+        """Samples per tile of the full-covariance (x - mu) U: one vector of columns of U per
+        panel (wider panels do more of the zeros below U's diagonal than they save in loads),
+        so the tile is 8 broadcast rows (enough accumulators to hide the FMA latency) or 16 where
+        there are 32 registers; the sums of squares wait in memory between panels."""
+        return 8 if self.registers < 32 else 16
+
+    @cached_property
+    def s2_rows(self) -> int:
+        """Rows of S2 per tile of its (one vector wide) panels: a whole vector's worth, so row
+        tiles end where the triangle's panels do, and at least 8 accumulators."""
+        return min(max(self.lanes, 8), self.registers - SPARE - 2)
+
+    def panels(self, vectors: int, per_panel: int, triangular: bool = False) -> list[Panel]:
+        """Split a row of ``vectors`` vectors into panels of ``per_panel`` (the last may be
+        narrower).  ``triangular``: rows of an upper-triangular D x D factor reaching each."""
+        out = []
+        for v0 in range(0, vectors, per_panel):
+            nv = min(per_panel, vectors - v0)
+            rows = min(self.D, (v0 + nv) * self.lanes) if triangular else self.D
+            out.append(Panel(v0, nv, rows))
+        return out
+
+    @property
+    def stats_panels(self) -> list[Panel]:
+        return self.panels(self.ZW // self.lanes, self.stats_tile[1])
+
+    @property
+    def gemm_panels(self) -> list[Panel]:
+        return self.panels(self.NV, 1, triangular=True)

@@ -1,0 +1,80 @@
+## Parameters in the form the kernels read, and tiles of data.  L: Layout.
+<%page args="L"/>\
+// Parameters converted to T and zero-padded.  Means are taken relative to the data centre c in
+// double (nothing cancels however far the data sits from 0); c is representable in T (the
+// backend rounds it), so centred data are x - c exactly.
+struct Form {
+    int64_t M, MP;   // components; padded to whole vectors (row layout of log rho)
+    T* c;            // [DP] data centre
+    T* mu;           // [M][DP] full: centred means; diag: centred means times sqrt(precision)
+    T* P;            // diag: [M][DP] sqrt(precisions); full: [M][DP][DP] upper Cholesky factor
+    T* muT;          // diag: [DP][MP] mu transposed (components in lanes)
+    T* PT;           // diag: [DP][MP] P transposed
+    T* lc;           // [MP] log constants, -inf for padding components
+};
+
+static void form_free(Form* f) {
+    free(f->c); free(f->mu); free(f->P); free(f->muT); free(f->PT); free(f->lc);
+}
+
+static int form_init(Form* f, int64_t M, const double* c, const double* mu, const double* prec,
+                     const double* lc) {
+    f->M = M;
+    f->MP = (M + VW - 1) / VW * VW;
+    const int64_t MP = f->MP;
+% if L.cvtype == "diag":
+    f->P = em_alloc((size_t)M * DP);
+    f->muT = em_alloc((size_t)DP * MP); f->PT = em_alloc((size_t)DP * MP);
+% else:
+    f->P = em_alloc((size_t)M * DP * DP);
+    f->muT = f->PT = 0;
+% endif
+    f->c = em_alloc(DP); f->mu = em_alloc((size_t)M * DP); f->lc = em_alloc(MP);
+    if (!f->c || !f->mu || !f->P || !f->lc${" || !f->muT || !f->PT" if L.cvtype == "diag" else ""}) {
+        form_free(f);
+        return -1;
+    }
+    for (int d = 0; d < D; ++d) f->c[d] = (T)c[d];
+    for (int64_t k = 0; k < MP; ++k) f->lc[k] = k < M ? (T)lc[k] : (T)-INFINITY;
+    for (int64_t k = 0; k < M; ++k) {
+% if L.cvtype == "diag":
+        for (int d = 0; d < D; ++d) {         // (x - mu) sqrt(p) = x sqrt(p) - mu sqrt(p): one FMA
+            const double sp = sqrt(prec[(size_t)k * D + d]);
+            f->P[(size_t)k * DP + d] = f->PT[(size_t)d * MP + k] = (T)sp;
+            f->mu[(size_t)k * DP + d] = f->muT[(size_t)d * MP + k] =
+                (T)((mu[(size_t)k * D + d] - c[d]) * sp);
+        }
+% else:
+        for (int d = 0; d < D; ++d) f->mu[(size_t)k * DP + d] = (T)(mu[(size_t)k * D + d] - c[d]);
+        for (int i = 0; i < D; ++i)
+            for (int j = i; j < D; ++j)
+                f->P[((size_t)k * DP + i) * DP + j] = (T)prec[((size_t)k * D + i) * D + j];
+% endif
+    }
+    return 0;
+}
+
+// Rows [n0, n0+nb) of X, centred, into the tile z [nb][ZW]:${" [x | x*x] (both moments of one GEMM)" if L.cvtype == "diag" else " x"}.
+// Padding columns are never written, so they stay zero.
+static inline void load_tile(const Form* f, const T* X, int64_t n0, int nb, T* z) {
+    for (int b = 0; b < nb; ++b) {
+        const T* x = X + (n0 + b) * (int64_t)D;
+        T* y = z + (size_t)b * ZW;
+        for (int d = 0; d < D; ++d) y[d] = x[d] - f->c[d];
+% if L.cvtype == "diag":
+        for (int d = 0; d < D; ++d) y[DP + d] = y[d] * y[d];
+% endif
+    }
+}
+% if L.cvtype == "diag":
+
+// The x part of a tile transposed: xt [D][B] (samples in lanes), zero beyond nb up to a vector.
+static inline void transpose_tile(const T* z, int nb, int B, T* xt) {
+    const int nbp = (nb + VW - 1) / VW * VW;
+    for (int d = 0; d < D; ++d) {
+        T* o = xt + (size_t)d * B;
+        for (int b = 0; b < nb; ++b) o[b] = z[(size_t)b * ZW + d];
+        for (int b = nb; b < nbp; ++b) o[b] = 0;
+    }
+}
+% endif

@@ -1,0 +1,124 @@
+## log rho for diagonal covariances: -1/2 sum_d ((x_d - mu_kd) sqrt(p_kd))^2 + lc_k, computed as
+## u = x sqrt(p) - mu sqrt(p) (one FMA) and u*u (another) -- the exact difference form.
+## kvec: components in lanes (rows layout); nvec: samples in lanes (columns layout).
+<%page args="L, layouts"/>\
+<%
+    TB, KP = L.kvec
+    SV, KC = L.nvec
+%>\
+<%def name="feature_loop(accs, body)">\
+## for d < D around body; over 64 features, float sums go through 32-feature partials
+% if L.split:
+            vT ${", ".join(f"tot_{a}" for a in accs)};
+            ${" ".join(f"tot_{a} = vzero();" for a in accs)}
+            for (int d0 = 0; d0 < D; d0 += 32) {
+            const int d1 = D < d0 + 32 ? D : d0 + 32;
+            ${" ".join(f"{a} = vzero();" for a in accs)}
+            for (int d = d0; d < d1; ++d) {
+${body}\
+            }
+            ${" ".join(f"tot_{a} += {a};" for a in accs)}
+            }
+            ${" ".join(f"{a} = tot_{a};" for a in accs)}
+% else:
+            for (int d = 0; d < D; ++d) {
+${body}\
+            }
+% endif
+</%def>\
+% if "kvec" in layouts:
+// kvec: ${TB} samples x a panel of w <= ${KP} vectors of components in registers; z [nb][ZW]
+// centred -> lr [nb][MP]
+% for w in range(1, KP + 1):
+<%
+    accs = [f"a{t}_{c}" for t in range(TB) for c in range(w)]
+    body = "                const T* md = m + (size_t)d * MP; const T* pd = p + (size_t)d * MP;\n"
+    body += "".join(
+        f"                const vT m{c} = vload(md + {c * L.lanes}), p{c} = vload(pd + {c * L.lanes});\n"
+        for c in range(w))
+    body += "".join(
+        f"                {{ const T xd = x{t}[d]; "
+        + " ".join(f"const vT u{c} = xd * p{c} - m{c}; a{t}_{c} += u{c} * u{c};" for c in range(w))
+        + " }\n" for t in range(TB))
+%>\
+static inline void kvec_panel${w}(const Form* f, const T* z, int b0, int nt, int64_t k0, T* lr) {
+    const int64_t MP = f->MP;
+% for t in range(TB):
+    const T* x${t} = z + (size_t)(b0 + (${t} < nt ? ${t} : 0)) * ZW;
+% endfor
+    vT ${", ".join(accs)};
+    ${" ".join(f"{a} = vzero();" for a in accs)}
+    {
+        const T* m = f->muT + k0;
+        const T* p = f->PT + k0;
+${feature_loop(accs, body)}\
+    }
+% for t in range(TB):
+    if (${t} < nt) {
+        T* out = lr + (size_t)(b0 + ${t}) * MP + k0;
+% for c in range(w):
+        vstore(out + ${c * L.lanes}, vload(f->lc + k0 + ${c * L.lanes}) - (T)0.5 * a${t}_${c});
+% endfor
+    }
+% endfor
+}
+
+% endfor
+static inline void logrho_kvec(const Form* f, const T* z, int nb, T* lr) {
+    const int64_t npv = f->MP / VW;
+    for (int b0 = 0; b0 < nb; b0 += ${TB}) {
+        const int nt = nb - b0 < ${TB} ? nb - b0 : ${TB};
+        int64_t c0 = 0;
+        for (; c0 + ${KP} <= npv; c0 += ${KP}) kvec_panel${KP}(f, z, b0, nt, c0 * VW, lr);
+% if KP > 1:
+        switch (npv - c0) {
+% for w in range(1, KP):
+        case ${w}: kvec_panel${w}(f, z, b0, nt, c0 * VW, lr); break;
+% endfor
+        default: break;
+        }
+% endif
+    }
+}
+% endif
+% if "nvec" in layouts:
+<%
+    accs = [f"a{s}_{c}" for s in range(SV) for c in range(KC)]
+    body = "".join(f"                const vT x{s} = vload(xt + (size_t)d * B + o{s});\n" for s in range(SV))
+    body += "".join(
+        f"                {{ const T md = m{c}[d], pd = p{c}[d]; "
+        + " ".join(f"const vT u{s} = x{s} * pd - md; a{s}_{c} += u{s} * u{s};" for s in range(SV))
+        + " }\n" for c in range(KC))
+%>\
+
+// nvec: ${SV} vectors of samples x ${KC} components in registers; xt [D][B] (samples in lanes)
+// -> lr [M][B]
+static inline void logrho_nvec(const Form* f, const T* xt, int B, int nb, T* lr) {
+    const int nsv = (nb + VW - 1) / VW;
+    for (int64_t k0 = 0; k0 < f->M; k0 += ${KC}) {
+        const int nk = f->M - k0 < ${KC} ? (int)(f->M - k0) : ${KC};
+% for c in range(KC):
+        const T* m${c} = f->mu + (size_t)(k0 + (${c} < nk ? ${c} : 0)) * DP;
+        const T* p${c} = f->P + (size_t)(k0 + (${c} < nk ? ${c} : 0)) * DP;
+% endfor
+        for (int s0 = 0; s0 < nsv; s0 += ${SV}) {
+            const int ns = nsv - s0 < ${SV} ? nsv - s0 : ${SV};
+% for s in range(SV):
+            const size_t o${s} = (size_t)(s0 + (${s} < ns ? ${s} : 0)) * VW;
+% endfor
+            vT ${", ".join(accs)};
+            ${" ".join(f"{a} = vzero();" for a in accs)}
+${feature_loop(accs, body)}\
+% for c in range(KC):
+            if (${c} < nk) {
+                const T l = f->lc[k0 + ${c}];
+                T* out = lr + (size_t)(k0 + ${c}) * B;
+% for s in range(SV):
+                if (${s} < ns) vstore(out + o${s}, l - (T)0.5 * a${s}_${c});
+% endfor
+            }
+% endfor
+        }
+    }
+}
+% endif

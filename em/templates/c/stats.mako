@@ -1,0 +1,78 @@
+## Sufficient statistics of a tile from its responsibilities R, summed over the tile in T and
+## added to double accumulators once per tile.
+<%page args="L"/>\
+<%namespace name="k" file="rank1.mako"/>\
+% if L.cvtype == "diag":
+<% KR, NR = L.stats_tile %>\
+// N_k and [S1 | S2]_k += sum_b r_bk [x_b | x_b^2] for components [k0, k1): the GEMM R^T Z, ${KR}
+// components x ${NR} vectors of the tile row in registers.  r_bk = R[b * rb + k * rk] (rows
+// layout: rb = MP, rk = 1; columns layout: rb = 1, rk = B).  aN [M], aZ [M][ZW].
+static inline void stats_tile(int64_t k0, int64_t k1, const T* z, int nb, const T* R, int64_t rb,
+                              int64_t rk, double* aN, double* aZ, T* unused) {
+    (void)unused;
+    for (int64_t c0 = k0; c0 < k1; c0 += ${KR}) {
+        const int nk = k1 - c0 < ${KR} ? (int)(k1 - c0) : ${KR};
+% for c in range(KR):
+        const T* r${c} = R + (size_t)(c0 + (${c} < nk ? ${c} : 0)) * rk;
+% endfor
+        T ${", ".join(f"n{c} = 0" for c in range(KR))};
+        for (int b = 0; b < nb; ++b) { ${" ".join(f"n{c} += r{c}[(size_t)b * rb];" for c in range(KR))} }
+% for c in range(KR):
+        if (${c} < nk) aN[c0 + ${c}] += n${c};
+% endfor
+        if (${" && ".join(f"n{c} == 0" for c in range(KR))}) continue;   // hard assignment: often empty
+% for p in L.stats_panels:
+<%k:rank1 rows="${KR}" vecs="${p.nv}" n="nb" i="b" a="${lambda r, i: f'r{r}[(size_t){i} * rb]'}" b="${lambda i, v, p=p: f'z + (size_t){i} * ZW + {(p.v0 + v) * L.lanes}'}">
+% for c in range(KR):
+            if (${c} < nk) {
+                double* o = aZ + (size_t)(c0 + ${c}) * ZW + ${p.v0 * L.lanes};
+% for v in range(p.nv):
+                vadd_to(o + ${v * L.lanes}, acc${c}_${v});
+% endfor
+            }
+% endfor
+</%k:rank1>
+% endfor
+    }
+}
+% else:
+<% SR = L.s2_rows %>\
+// For each component k of [k0, k1): N_k, S1_k += sum_b r_bk x_b and the upper triangle of
+// S2_k += sum_b (r_bk x_b) x_b^T, ${SR} rows x one vector of columns in registers (a panel of
+// columns needs rows only down to its last column).  R rows layout [nb][MP]; aN [M],
+// aS1 [M][DP], aS2 [M][D][DP]; rx: scratch [nb][DP].
+static inline void stats_tile(int64_t k0, int64_t k1, const T* z, int nb, const T* R, int64_t MP,
+                              double* aN, double* aS1, double* aS2, T* rx) {
+    for (int64_t c = k0; c < k1; ++c) {
+        T nk = 0;
+        vT s1[DP / VW];
+        for (int v = 0; v < DP / VW; ++v) s1[v] = vzero();
+        for (int b = 0; b < nb; ++b) {
+            const T r = R[(size_t)b * MP + c];
+            nk += r;
+            for (int v = 0; v < DP / VW; ++v) {
+                const vT y = r * vload(z + (size_t)b * ZW + v * VW);
+                vstore(rx + (size_t)b * DP + v * VW, y);
+                s1[v] += y;
+            }
+        }
+        aN[c] += nk;
+        for (int v = 0; v < DP / VW; ++v) vadd_to(aS1 + (size_t)c * DP + v * VW, s1[v]);
+        if (nk == 0) continue;                 // hard assignment leaves most components empty
+        double* out = aS2 + (size_t)c * D * DP;
+        for (int v0 = 0; v0 < DP; v0 += VW) {
+            const int rows = D < v0 + VW ? D : v0 + VW;
+            for (int i0 = 0; i0 < rows; i0 += ${SR}) {
+% for r in range(SR):
+                const int ir${r} = i0 + ${r} < rows ? i0 + ${r} : i0;
+% endfor
+<%k:rank1 rows="${SR}" vecs="${1}" n="nb" i="b" a="${lambda r, i: f'rx[(size_t){i} * DP + ir{r}]'}" b="${lambda i, v: f'z + (size_t){i} * ZW + v0'}">
+% for r in range(SR):
+            if (i0 + ${r} < rows) vadd_to(out + (size_t)ir${r} * DP + v0, acc${r}_0);
+% endfor
+</%k:rank1>
+            }
+        }
+    }
+}
+% endif
