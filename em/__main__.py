@@ -1,8 +1,10 @@
 """Command line of the specializer.
 
-``python -m em info``    backends available here (and why others are not), compiler, cache, tuning
-``python -m em render --backend c|cuda --kernel gmm --M 64 --D 39 --cvtype full --dtype float32``
-                         print the generated source of a kernel
+``python -m em info``    backends available here (and why others are not), the target (ISA, vector
+                         width, registers), compiler, cache, tuning
+``python -m em render --backend c|cuda --kernel gmm --D 39 --cvtype full --dtype float32
+   [--vector-bytes 32] [--variant NAME]``
+                         print the generated source of a kernel family (any M)
 """
 from __future__ import annotations
 
@@ -22,11 +24,13 @@ def _info(_args) -> int:
     for name, reason in backends.status().items():
         print(f"  {name:8s} {'available' if reason is None else 'unavailable: ' + reason}")
     print(f"auto -> {backends.get_backend('auto').name}")
-    from em.specializer import cache, compile as cc, tuning
+    from em.specializer import cache, compile as cc, target, tuning
     try:
         print(f"C++ compiler: {cc.compiler_version()}")
         print(f"  flags: {' '.join(cc.cflags())}")
-    except cc.CompileError as exc:
+        print(f"target: {target.detect().describe()}  (env {target.WIDTH_VAR}, "
+              f"{target.MARCH_VAR} override)")
+    except (cc.CompileError, ValueError) as exc:
         print(f"C++ compiler: none ({exc})")
     print(f"kernel cache: {cache.kernel_dir()} "
           f"({sum(1 for _ in cache.kernel_dir().glob('*/kernel.so'))} compiled kernels; "
@@ -44,9 +48,16 @@ def _render(args) -> int:
     from em.specializer.render import render
     if args.backend == "c":
         from em.backends.c_backend import render_params
+        from em.specializer import compile as cc, target
+        try:
+            params = render_params(args.D, args.cvtype, args.dtype,
+                                   target.detect(args.vector_bytes))
+        except (cc.CompileError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     else:
         from em.backends.cuda_backend import render_params
-    params = render_params(args.M, args.D, args.cvtype, args.dtype)
+        params = render_params(args.D, args.cvtype, args.dtype)
     if args.variant:
         params["variants"] = [v for v in params["variants"] if v["name"] == args.variant]
         if not params["variants"]:
@@ -64,11 +75,12 @@ def main(argv=None) -> int:
     r = sub.add_parser("render", help="print the generated source of a kernel")
     r.add_argument("--backend", default="c", choices=["c", "cuda"])
     r.add_argument("--kernel", default="gmm", help="template name (default gmm: all kernels)")
-    r.add_argument("--M", type=int, required=True)
-    r.add_argument("--D", type=int, required=True)
+    r.add_argument("--D", type=int, required=True, help="dimension (any M is served)")
     r.add_argument("--cvtype", choices=["diag", "full"], default="diag")
     r.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     r.add_argument("--variant", help="only this code variant")
+    r.add_argument("--vector-bytes", type=int, choices=[16, 32, 64],
+                   help="C: vector width (default: EM_VECTOR_BYTES, else the target's)")
     r.set_defaults(func=_render)
     args = parser.parse_args(argv)
     return args.func(args)

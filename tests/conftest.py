@@ -1,6 +1,11 @@
 """Shared fixtures and problem generators for the em test suite (numpy backend only)."""
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -79,12 +84,30 @@ def cvtype(request) -> str:
     return request.param
 
 
-@pytest.fixture(scope="session", autouse=True)
-def em_cache_dir(tmp_path_factory):
-    """A fresh kernel cache + tuning file for this test session (EM_CACHE_DIR)."""
-    path = tmp_path_factory.getbasetemp() / "em-cache"       # same dir for every module
-    path.mkdir(exist_ok=True)
-    mp = pytest.MonkeyPatch()
-    mp.setenv("EM_CACHE_DIR", str(path))
-    yield path
-    mp.undo()
+_SESSION_CACHE: dict[str, str | None] = {}
+
+
+def pytest_configure(config):
+    """One fresh kernel cache + tuning file for the whole session (EM_CACHE_DIR), set before
+    collection: the C tests ask the compiler for the target while collecting.  Every test and
+    subprocess shares it, so each kernel family is compiled once per session."""
+    _SESSION_CACHE["old"] = os.environ.get("EM_CACHE_DIR")
+    _SESSION_CACHE["path"] = tempfile.mkdtemp(prefix="em-test-cache-")
+    os.environ["EM_CACHE_DIR"] = _SESSION_CACHE["path"]
+
+
+def pytest_unconfigure(config):
+    if "path" not in _SESSION_CACHE:
+        return
+    shutil.rmtree(_SESSION_CACHE.pop("path"), ignore_errors=True)
+    old = _SESSION_CACHE.pop("old")
+    if old is None:
+        os.environ.pop("EM_CACHE_DIR", None)
+    else:
+        os.environ["EM_CACHE_DIR"] = old
+
+
+@pytest.fixture(scope="session")
+def em_cache_dir() -> Path:
+    """The session's kernel cache (EM_CACHE_DIR)."""
+    return Path(_SESSION_CACHE["path"])

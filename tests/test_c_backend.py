@@ -16,6 +16,7 @@ import em.backends.c_backend as c_backend
 from em.backends.c_backend import CBackend
 from em.backends.numpy_backend import NumpyBackend
 from em.models.gaussian import scoring_form
+from em.specializer import target as tg
 
 from c_helpers import (TOL, assert_close_elementwise, assert_stats_close,  # noqa
                        make_data, make_form, make_weights, near_ties, problem_params)
@@ -27,46 +28,68 @@ SHAPES = {
 DTYPES = ("float32", "float64")
 NS = (1, 2, 17, 333, 1000)
 
+# Every vector width this CPU executes: the native target (on AVX-512 its library holds 64- and
+# 32-byte variants) and each narrower width forced on its own.
+NATIVE = tg.detect()
+WIDTHS = [None] + [w for w in NATIVE.executable if w not in NATIVE.widths]
+
+
+def width_id(width) -> str:
+    return "native" if width is None else f"w{width}"
+
+
 PROBLEMS = [(M, D, cv, dt) for cv, shapes in SHAPES.items() for (M, D) in shapes
             for dt in DTYPES]
-CASES = [pytest.param(M, D, cv, dt, v["name"], id=f"{cv}-M{M}-D{D}-{dt}-{v['name']}")
-         for (M, D, cv, dt) in PROBLEMS for v in c_backend.variants(M, D, cv, dt)]
+
+
+def variant_names(D, cv, dt, width=None) -> list[str]:
+    return [v["name"] for v in c_backend.variants(D, cv, dt, tg.detect(width))]
+
+
+CASES = [pytest.param(M, D, cv, dt, name, width,
+                      id=f"{cv}-M{M}-D{D}-{dt}-{width_id(width)}-{name}")
+         for width in WIDTHS for (M, D, cv, dt) in PROBLEMS
+         for name in variant_names(D, cv, dt, width)]
 
 ORACLE = NumpyBackend()
-_BACKENDS: dict[str, CBackend] = {}
+_BACKENDS: dict[tuple, CBackend] = {}
 
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")   # no silent numpy fallback
 
 
-def backend_for(variant: str, M: int, D: int, cv: str, dt: str) -> CBackend:
-    """One CBackend per variant for the whole module (it keeps its loaded modules); fails
-    (rather than silently testing the numpy fallback) if the problem's kernel does not build."""
-    if variant not in _BACKENDS:
-        _BACKENDS[variant] = CBackend(variant=variant)
-    backend = _BACKENDS[variant]
-    assert backend.module(M, D, cv, dt) is not None, f"kernel {cv} M={M} D={D} {dt} not built"
+def backend_for(variant: str, D: int, cv: str, dt: str, width=None) -> CBackend:
+    """One CBackend per (variant, width) for the whole module (it keeps its loaded modules);
+    fails (rather than silently testing the numpy fallback) if the family's kernel does not
+    build."""
+    key = (variant, width)
+    if key not in _BACKENDS:
+        _BACKENDS[key] = CBackend(variant=variant, vector_bytes=width)
+    backend = _BACKENDS[key]
+    assert backend.module(D, cv, dt) is not None, f"kernel {cv} D={D} {dt} not built"
     return backend
 
 
 @pytest.fixture(scope="module", autouse=True)
 def precompiled(em_cache_dir):
-    """Build every kernel module of the grid up front, one compiler per core."""
+    """Build every kernel library of the grid up front, one compiler per core."""
     from concurrent.futures import ThreadPoolExecutor
 
     from em.specializer import compile as cc
     from em.specializer.render import render
 
     cc.toolchain(), cc.compiler_version()          # lru-cached: fill before threads start
+    families = {(D, cv, dt, width) for width in WIDTHS for (_, D, cv, dt) in PROBLEMS}
 
-    def build(problem):
+    def build(family):
+        D, cv, dt, width = family
         try:
-            cc.build(render("c", "gmm", c_backend.render_params(*problem)))
+            cc.build(render("c", "gmm", c_backend.render_params(D, cv, dt, tg.detect(width))))
         except cc.CompileError:
-            pass                                   # the tests of that problem report it
+            pass                                   # the tests of that family report it
 
     with ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1))) as pool:
-        list(pool.map(build, PROBLEMS))
+        list(pool.map(build, sorted(families, key=str)))
 
 
 def _poisoned(shape, dtype=np.float64):
@@ -116,12 +139,12 @@ def oracle_stats(M, D, cv, dt, N, hard, weighted):
     return ORACLE.fused_stats(ORACLE.prepare(X, w), make_form(M, D, cv), hard)
 
 
-def run_fused(M, D, cv, dt, N, variant, hard, weighted):
+def run_fused(M, D, cv, dt, N, variant, width, hard, weighted):
     X, w = (hard_data if hard else data)(M, D, cv, dt, N, weighted)
     ref = oracle_stats(M, D, cv, dt, N, hard, weighted)
     if ref is None:
         pytest.skip("no (weighted) samples left after removing near ties")
-    backend = backend_for(variant, M, D, cv, dt)
+    backend = backend_for(variant, D, cv, dt, width)
     form = make_form(M, D, cv)
     before = X.copy()
     got = backend.fused_stats(backend.prepare(X, w), form, hard=hard)
@@ -133,30 +156,30 @@ def run_fused(M, D, cv, dt, N, variant, hard, weighted):
 
 # -- the grid ------------------------------------------------------------------------------
 @pytest.mark.parametrize("N", NS)
-@pytest.mark.parametrize("M, D, cv, dt, variant", CASES)
-def test_fused_soft(M, D, cv, dt, variant, N):
-    run_fused(M, D, cv, dt, N, variant, hard=False, weighted=False)
+@pytest.mark.parametrize("M, D, cv, dt, variant, width", CASES)
+def test_fused_soft(M, D, cv, dt, variant, width, N):
+    run_fused(M, D, cv, dt, N, variant, width, hard=False, weighted=False)
 
 
 @pytest.mark.parametrize("N", NS)
-@pytest.mark.parametrize("M, D, cv, dt, variant", CASES)
-def test_fused_hard(M, D, cv, dt, variant, N):
-    run_fused(M, D, cv, dt, N, variant, hard=True, weighted=False)
+@pytest.mark.parametrize("M, D, cv, dt, variant, width", CASES)
+def test_fused_hard(M, D, cv, dt, variant, width, N):
+    run_fused(M, D, cv, dt, N, variant, width, hard=True, weighted=False)
 
 
 @pytest.mark.parametrize("N", NS)
-@pytest.mark.parametrize("M, D, cv, dt, variant", CASES)
-def test_fused_weighted(M, D, cv, dt, variant, N):
-    run_fused(M, D, cv, dt, N, variant, hard=False, weighted=True)
-    run_fused(M, D, cv, dt, N, variant, hard=True, weighted=True)
+@pytest.mark.parametrize("M, D, cv, dt, variant, width", CASES)
+def test_fused_weighted(M, D, cv, dt, variant, width, N):
+    run_fused(M, D, cv, dt, N, variant, width, hard=False, weighted=True)
+    run_fused(M, D, cv, dt, N, variant, width, hard=True, weighted=True)
 
 
 @pytest.mark.parametrize("N", NS)
-@pytest.mark.parametrize("M, D, cv, dt, variant", CASES)
-def test_scores(M, D, cv, dt, variant, N):
+@pytest.mark.parametrize("M, D, cv, dt, variant, width", CASES)
+def test_scores(M, D, cv, dt, variant, width, N):
     X, _ = data(M, D, cv, dt, N)
     ref_ll, ref_lp = oracle_scores(M, D, cv, dt, N)
-    backend = backend_for(variant, M, D, cv, dt)
+    backend = backend_for(variant, D, cv, dt, width)
     form = make_form(M, D, cv)
     prep = backend.prepare(X)
     tol = TOL[dt]
@@ -191,19 +214,20 @@ EDGE_PROBLEMS = [(5, 19, "diag", "float32"), (5, 19, "diag", "float64"),
 
 
 def _variant_params(problems):
-    return [pytest.param(*p, v["name"], id=f"{p[2]}-M{p[0]}-D{p[1]}-{p[3]}-{v['name']}")
-            for p in problems for v in c_backend.variants(*p)]
+    return [pytest.param(*p, name, width,
+                         id=f"{p[2]}-M{p[0]}-D{p[1]}-{p[3]}-{width_id(width)}-{name}")
+            for width in WIDTHS for p in problems for name in variant_names(*p[1:], width)]
 
 
-@pytest.mark.parametrize("M, D, cv, dt, variant", _variant_params(EDGE_PROBLEMS))
-def test_zero_weight_component(M, D, cv, dt, variant):
+@pytest.mark.parametrize("M, D, cv, dt, variant, width", _variant_params(EDGE_PROBLEMS))
+def test_zero_weight_component(M, D, cv, dt, variant, width):
     """A component of weight 0 has log_const = -inf: no mass, no NaN anywhere."""
     _, weights, means, covars = problem_params(M, D, cv)
     weights = weights.copy()
     weights[1] = 0.0
     form = scoring_form(weights / weights.sum(), means, covars, cv)
     X = make_data(M, D, cv, 777, dt)
-    backend = backend_for(variant, M, D, cv, dt)
+    backend = backend_for(variant, D, cv, dt, width)
     prep = backend.prepare(X)
     ref = ORACLE.fused_stats(ORACLE.prepare(X), form)
     got = backend.fused_stats(prep, form)
@@ -220,14 +244,14 @@ def test_zero_weight_component(M, D, cv, dt, variant):
     assert (backend.argmax(prep, form) != 1).all()
 
 
-@pytest.mark.parametrize("M, D, cv, dt, variant", _variant_params(EDGE_PROBLEMS))
-def test_outliers_and_offset_data(M, D, cv, dt, variant):
+@pytest.mark.parametrize("M, D, cv, dt, variant, width", _variant_params(EDGE_PROBLEMS))
+def test_outliers_and_offset_data(M, D, cv, dt, variant, width):
     """Data far from every component (log rho ~ -1e4) and far from the origin."""
     X = make_data(M, D, cv, 555, dt).astype(np.float64)
     X[::50] += 150.0                                   # outliers
     X = np.ascontiguousarray(X.astype(dt))
     form = make_form(M, D, cv)
-    backend = backend_for(variant, M, D, cv, dt)
+    backend = backend_for(variant, D, cv, dt, width)
     prep = backend.prepare(X)
     assert_stats_close(backend.fused_stats(prep, form), ORACLE.fused_stats(ORACLE.prepare(X),
                        form), TOL[dt], X, what=f"outliers {variant}")
@@ -246,10 +270,11 @@ def test_unknown_variant_is_an_error():
 
 
 def test_variants_listing():
-    for (M, D, cv, dt) in PROBLEMS:
-        vs = c_backend.variants(M, D, cv, dt)
-        names = [v["name"] for v in vs]
-        assert names and len(set(names)) == len(names)
+    for width in WIDTHS:
+        for (M, D, cv, dt) in PROBLEMS:
+            names = variant_names(D, cv, dt, width)
+            assert names and len(set(names)) == len(names)
+            assert all(n.endswith(f"_w{tg.detect(width).vector_bytes}") for n in names[:1])
 
 
 # -- training end to end -------------------------------------------------------------------
@@ -330,10 +355,11 @@ def test_float32_data_far_from_origin(cv):
     ref_prep = ORACLE.prepare(X)
     ref = ORACLE.fused_stats(ref_prep, form)
     ref_ll, ref_lp = ORACLE.log_posteriors(ref_prep, form)
-    for v in c_backend.variants(M, D, cv, dt):
-        backend = backend_for(v["name"], M, D, cv, dt)
+    cases = [(name, width) for width in WIDTHS for name in variant_names(D, cv, dt, width)]
+    for name, width in cases:
+        backend = backend_for(name, D, cv, dt, width)
         prep = backend.prepare(X)
-        what = f"{cv} offset {offset:g} {v['name']}"
+        what = f"{cv} offset {offset:g} {name}"
         assert_close_elementwise(backend.loglik(prep, form), ref_ll, TOL[dt],
                                  what=what + " per-sample loglik")
         assert_stats_close(backend.fused_stats(prep, form), ref, TOL[dt], X, what=what)

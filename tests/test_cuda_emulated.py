@@ -2,7 +2,7 @@
 
 tests/fake_pycuda.py compiles the generated CUDA source with g++ and runs each launch's grid
 sequentially, so the whole CudaBackend path (device data, chunking, streaming, both statistics
-layouts, scoring modes) is checked against the numpy oracle in CI. Timing, memory model and
+layouts, scoring modes, one module serving every M) is checked against the numpy oracle in CI. Timing, memory model and
 real-GPU behaviour are left to the gpu-marked tests (scripts/gpu_check.sh).
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ def fake(monkeypatch):
 
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("hard", [False, True])
-@pytest.mark.parametrize("variant", [v["name"] for v in cuda_backend.variants(1, 1, "diag",
+@pytest.mark.parametrize("variant", [v["name"] for v in cuda_backend.variants(1, "diag",
                                                                               "float32")])
 @pytest.mark.parametrize("M, D, cv, dt", PROBLEMS)
 def test_fused_stats_match_numpy(fake, M, D, cv, dt, variant, hard, weighted):
@@ -83,6 +83,23 @@ def test_tuning_key_names_the_gpu(fake):
     X = make_data(M, D, cv, 100, dt)
     b.fused_stats(b.prepare(X), make_form(M, D, cv))
     (key, variant), = b.chosen().items()
-    assert key.startswith("cuda/fused/M5/D19/diag/float32/N1e2/")
-    assert variant in [v["name"] for v in cuda_backend.variants(M, D, cv, dt)]
-    assert "emulated GPU sm_90" in b.device
+    assert key.startswith("cuda/fused/M8/D19/diag/float32/N1e2/emulated_GPU_sm_90/")
+    assert variant in [v["name"] for v in cuda_backend.variants(D, cv, dt)]
+    assert b.device == "emulated GPU sm_90"
+
+
+def test_one_module_serves_every_M(fake):
+    """M is a run-time argument: one compiled module per (D, cvtype, dtype), tuned per M."""
+    D, cv, dt = 4, "full", "float64"
+    b = cuda_backend.CudaBackend()
+    for M in (3, 7, 300):
+        X = make_data(M, D, cv, 400, dt)
+        form = make_form(M, D, cv)
+        prep = b.prepare(X)
+        assert_stats_close(b.fused_stats(prep, form), ORACLE.fused_stats(ORACLE.prepare(X), form),
+                           TOL[dt], X, what=f"M={M}")
+        assert_close_elementwise(b.loglik(prep, form), ORACLE.loglik(ORACLE.prepare(X), form),
+                                 TOL[dt], what=f"loglik M={M}")
+    assert list(b._modules) == [(D, cv, dt)] and b._modules[D, cv, dt] is not None
+    assert {tuple(k.split("/")[1:3]) for k in b.chosen()} == {
+        (kernel, f"M{m}") for kernel in ("fused", "score") for m in (4, 8, 512)}

@@ -130,14 +130,17 @@ class CBackend(Backend):
 
     ``threads=0`` uses up to OpenMP's default (OMP_NUM_THREADS, or what threadpoolctl set);
     passes too small to split run on one thread either way.  ``variant`` forces one code
-    variant (see :func:`variants`) instead of tuning.
+    variant (see :func:`variants`) instead of tuning; ``vector_bytes`` (16, 32, 64) overrides
+    the width (default: ``EM_VECTOR_BYTES``, else the target's).
     """
 
     name = "c"
 
-    def __init__(self, threads: int = 0, variant: str | None = None):
+    def __init__(self, threads: int = 0, variant: str | None = None,
+                 vector_bytes: int | None = None):
         self.threads = int(threads)
         self.variant = variant
+        self.vector_bytes = vector_bytes
         self._modules: dict[tuple, _Module | None] = {}
         self._choices: dict[str, str] = {}
         self._fallback = NumpyBackend()
@@ -152,7 +155,7 @@ class CBackend(Backend):
     def module(self, D: int, cvtype: str, dtype: str) -> _Module | None:
         """The compiled module of a shape family, or None (warned once) if it cannot be built."""
         try:
-            target = tg.detect()
+            target = self.target()
         except cc.CompileError as exc:
             target, failure = None, exc
         key = (D, cvtype, dtype, target)
@@ -168,6 +171,9 @@ class CBackend(Backend):
                 self._modules[key] = None
         return self._modules[key]
 
+    def target(self) -> tg.Target:
+        return tg.detect(self.vector_bytes)
+
     def thread_count(self, mod: _Module, N: int, form: ScoringForm) -> int:
         """Threads for a pass: the user's (or OpenMP's) count, but one per WORK_PER_THREAD
         flops at most, so small passes never pay to wake (or wait for) another thread."""
@@ -179,7 +185,7 @@ class CBackend(Backend):
         dtype = prep.X.dtype.name
         names = mod.names(form.M, form.D, form.cvtype, dtype)
         key = tuning.problem_key("c", kernel, form.M, form.D, form.cvtype, dtype, prep.N,
-                                 tg.detect().tag, mod.tag)
+                                 self.target().tag, mod.tag)
         sub = Prepared(prep.X[:TUNE_ROWS], None if prep.weight is None else
                        prep.weight[:TUNE_ROWS], prep.center)
         candidates = {v: (lambda v=v: run(v, sub)) for v in names}

@@ -1,8 +1,10 @@
 """The CUDA backend: kernels rendered from ``em/templates/cuda/gmm.mako``, compiled by pycuda.
 
-Data is uploaded once per :meth:`CudaBackend.prepare` and stays on the GPU for every pass over
-it (a data set larger than half the free GPU memory is streamed in chunks instead).  Per pass
-only the parameters go up and the statistics come down.  A pass over a chunk is ``estep_<v>``
+One module per shape family (D, cvtype, dtype) serves every number of components M (a run-time
+kernel argument), so a run that trains models of many sizes compiles once.  Data is uploaded
+once per :meth:`CudaBackend.prepare` and stays on the GPU for every pass over it (a data set
+larger than half the free GPU memory is streamed in chunks instead).  Per pass only the
+parameters go up and the statistics come down.  A pass over a chunk is ``estep_<v>``
 (responsibilities into a chunk x M buffer) then ``stats_<v>`` (float64 N_k, S1_k, S2_k); the
 variant is timed and remembered like the C backend's, keyed by the GPU's name and compute
 capability.
@@ -24,7 +26,7 @@ CHUNK_BYTES = 256 << 20           # responsibilities buffer per chunk
 _MODE = {"loglik": 0, "logpost": 1, "argmax": 2}
 
 
-def variants(M: int, D: int, cvtype: str, dtype: str) -> list[dict]:
+def variants(D: int, cvtype: str, dtype: str) -> list[dict]:
     """Block size and statistics layout: ``owner`` (a thread per statistic loops over the
     chunk) or ``split`` (rows split into slices added with atomicAdd: more threads for small
     M x D, the diarizer's shape)."""
@@ -33,8 +35,9 @@ def variants(M: int, D: int, cvtype: str, dtype: str) -> list[dict]:
             dict(name="b64_split", block=64, stats="split", split=128)]
 
 
-def render_params(M: int, D: int, cvtype: str, dtype: str) -> dict:
-    return dict(M=M, D=D, cvtype=cvtype, dtype=dtype, variants=variants(M, D, cvtype, dtype))
+def render_params(D: int, cvtype: str, dtype: str) -> dict:
+    """The render dict of a shape family: everything the generated source depends on."""
+    return dict(D=D, cvtype=cvtype, dtype=dtype, variants=variants(D, cvtype, dtype))
 
 
 def stats_entries(D: int, cvtype: str) -> int:
@@ -71,16 +74,17 @@ class CudaBackend(Backend):
         self._choices: dict[str, str] = {}
 
     # -- modules and variants ------------------------------------------------------------
-    def module(self, M: int, D: int, cvtype: str, dtype: str) -> dict | None:
-        """Compiled kernels for a problem, or None (warned once) if they cannot be built."""
-        key = (M, D, cvtype, dtype)
+    def module(self, D: int, cvtype: str, dtype: str) -> dict | None:
+        """Compiled kernels of a shape family (any M), or None (warned once) if they cannot be
+        built."""
+        key = (D, cvtype, dtype)
         if key not in self._modules:
-            params = render_params(M, D, cvtype, dtype)
+            params = render_params(D, cvtype, dtype)
             source = render("cuda", "gmm", params)
             try:
                 mod = self._SourceModule(source, no_extern_c=True, options=["-O3"])
             except Exception as exc:     # pycuda's CompileError, driver errors on load
-                warnings.warn(f"em: CUDA kernel for {cvtype} M={M} D={D} {dtype} failed to "
+                warnings.warn(f"em: CUDA kernel for {cvtype} D={D} {dtype} failed to "
                               f"build ({type(exc).__name__}: {str(exc)[:2000]}); using the "
                               f"{self._fallback().name} backend for it", RuntimeWarning,
                               stacklevel=4)
@@ -103,7 +107,8 @@ class CudaBackend(Backend):
 
     def _choose(self, mod, kernel, prep, form, run) -> str:
         key = tuning.problem_key("cuda", kernel, form.M, form.D, form.cvtype,
-                                 prep.X.dtype.name, prep.N, mod["tag"])
+                                 prep.X.dtype.name, prep.N, self.device.replace(" ", "_"),
+                                 mod["tag"])
         rows = min(prep.N, TUNE_ROWS)
         candidates = {n: (lambda n=n: run(n, rows)) for n in mod["names"]}
         return tuning.choose(key, candidates, mod["names"][0], self._choices, self.variant)
@@ -140,7 +145,7 @@ class CudaBackend(Backend):
     # -- the contract --------------------------------------------------------------------
     def fused_stats(self, prep: Prepared, form: ScoringForm, hard: bool = False) -> Stats:
         M, D, dtype = form.M, form.D, prep.X.dtype
-        mod = self.module(M, D, form.cvtype, dtype.name)
+        mod = self.module(D, form.cvtype, dtype.name)
         if mod is None:
             fb = self._fallback()
             return fb.fused_stats(fb.prepare(prep.X, prep.weight), form, hard)
@@ -158,13 +163,13 @@ class CudaBackend(Backend):
                 ll = self._ga.empty(n, np.float64)
                 # estep reads w[off + i] for global row n0 + i
                 wp = np.intp(0) if w is None else np.intp(int(w.gpudata) + 8 * (n0 - off))
-                mod["fn"]["estep", name](X.gpudata, np.int64(off), np.int32(n), wp, c.gpudata,
-                                         mu.gpudata, P.gpudata, lc.gpudata, np.int32(hard),
-                                         R.gpudata, ll.gpudata, block=(B, 1, 1),
+                mod["fn"]["estep", name](X.gpudata, np.int64(off), np.int32(n), np.int32(M), wp,
+                                         c.gpudata, mu.gpudata, P.gpudata, lc.gpudata,
+                                         np.int32(hard), R.gpudata, ll.gpudata, block=(B, 1, 1),
                                          grid=self._grid(n, B))
                 slices = 1 if v["stats"] == "owner" else v["split"]
-                mod["fn"]["stats", name](X.gpudata, np.int64(off), np.int32(n), c.gpudata,
-                                         R.gpudata, acc.gpudata, block=(B, 1, 1),
+                mod["fn"]["stats", name](X.gpudata, np.int64(off), np.int32(n), np.int32(M),
+                                         c.gpudata, R.gpudata, acc.gpudata, block=(B, 1, 1),
                                          grid=(int(-(-E // B)), M, slices))
                 total += float(self._ga.sum(ll).get())
             return total, acc.get()
@@ -177,7 +182,7 @@ class CudaBackend(Backend):
 
     def _score(self, prep: Prepared, form: ScoringForm, mode: str):
         M, D, dtype = form.M, form.D, prep.X.dtype
-        mod = self.module(M, D, form.cvtype, dtype.name)
+        mod = self.module(D, form.cvtype, dtype.name)
         if mod is None:
             fb = self._fallback()
             fprep = fb.prepare(prep.X, prep.weight)
@@ -198,9 +203,9 @@ class CudaBackend(Backend):
                 d_ll = self._ga.empty(n, np.float64)
                 d_post = self._ga.empty((n, M), np.float64) if post is not None else None
                 d_arg = self._ga.empty(n, np.int64)
-                mod["fn"]["score", name](X.gpudata, np.int64(off), np.int32(n), c.gpudata,
-                                         mu.gpudata, P.gpudata, lc.gpudata, np.int32(_MODE[mode]),
-                                         d_ll.gpudata,
+                mod["fn"]["score", name](X.gpudata, np.int64(off), np.int32(n), np.int32(M),
+                                         c.gpudata, mu.gpudata, P.gpudata, lc.gpudata,
+                                         np.int32(_MODE[mode]), d_ll.gpudata,
                                          np.intp(0) if d_post is None else d_post.gpudata,
                                          d_arg.gpudata, block=(B, 1, 1), grid=self._grid(n, B))
                 if mode == "argmax":

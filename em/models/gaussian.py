@@ -34,6 +34,22 @@ class ScoringForm:
     prec: np.ndarray
     log_const: np.ndarray
 
+    def __post_init__(self):
+        M, D = self.means.shape
+        want = (M, D) if self.cvtype == "diag" else (M, D, D)
+        if self.prec.shape != want or self.log_const.shape != (M,):
+            raise ValueError(f"scoring form of {M} x {D} means needs prec {want} and log_const "
+                             f"({M},), got {self.prec.shape} and {self.log_const.shape}")
+        if self.cvtype == "full":
+            # backends read only the upper triangle: a lower factor would be silently mis-scored
+            for i in range(1, D):
+                bad = np.flatnonzero(np.any(self.prec[:, i, :i] != 0, axis=1))
+                if bad.size:
+                    raise ValueError(
+                        f"full-covariance precision factor of component {bad[0]} has a nonzero "
+                        f"below the diagonal (row {i}): it must be the UPPER Cholesky factor U "
+                        f"of the precision, P = U U^T")
+
     @property
     def M(self) -> int:
         return self.means.shape[0]

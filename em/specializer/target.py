@@ -58,6 +58,11 @@ class Target:
         return (self.vector_bytes,)
 
     @property
+    def executable(self) -> tuple[int, ...]:
+        """Every width this CPU executes natively (narrower ones use the same registers)."""
+        return tuple(w for w in WIDTHS if w <= self.native_bytes)
+
+    @property
     def tag(self) -> str:
         """Short name for tuning keys and messages, e.g. ``avx2-32B``."""
         return f"{self.isa}-{self.vector_bytes}B"
@@ -120,8 +125,9 @@ def _native(cxx: str, compiler: str, cpu: str, march_flag: str) -> Target:
     return target
 
 
-def detect() -> Target:
-    """The target of this machine's compiler, with the ``EM_VECTOR_BYTES`` override applied.
+def detect(vector_bytes: int | None = None) -> Target:
+    """The target of this machine's compiler at ``vector_bytes`` (default: ``EM_VECTOR_BYTES``,
+    else the native width).
 
     Raises :class:`em.specializer.compile.CompileError` when there is no usable compiler.
     """
@@ -131,7 +137,9 @@ def detect() -> Target:
         native = _native(tc.cc, cc.compiler_id(), cc.cpu_id(), march())
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
         raise cc.CompileError(f"cannot query the compiler's target: {exc}") from None
-    width = width_override()
+    width = vector_bytes or width_override()
+    if width not in (None, *WIDTHS):
+        raise ValueError(f"vector width {width!r}: expected one of {WIDTHS} bytes")
     if width is None:
         return native
     return Target(native.isa, native.native_bytes, native.registers, native.fma, width,

@@ -13,7 +13,7 @@
 struct Work {
     T* z;           // [B][ZW] centred tile
     T* lr;          // rows [B][MP] or columns [M][B]
-    T* aux;         // [B][DP]: nvec: transposed tile [D][B]; full: x - mu, or r * x
+    T* aux;         // [B + 16][DP]: nvec: transposed tile [D][B]; full: x - mu, or r * x
     double* aN;     // [M]
 % if L.cvtype == "diag":
     double* aS1;    // [M][ZW]: [S1 | S2] of each component
@@ -33,7 +33,7 @@ static int work_alloc(Work* w, const Form* f, int B, int accumulators) {
     memset(w, 0, sizeof *w);
     w->z = em_alloc((size_t)B * ZW);
     w->lr = em_alloc((size_t)B * f->MP);
-    w->aux = em_alloc((size_t)B * DP);
+    w->aux = em_alloc((size_t)(B + 16) * DP);   // tiles read up to 16 rows past a block
     int ok = w->z && w->lr && w->aux;
     if (accumulators) {
         w->aN = em_alloc_d(f->M);
@@ -197,7 +197,7 @@ ${prologue(v["parallel"] == "samples")}\
     {
         EM_FTZ_BEGIN
         const int t = omp_get_thread_num();
-        T* scratch = em_alloc((size_t)B * DP);
+        T* scratch = em_alloc((size_t)(B + 16) * DP);
         const int ok = scratch != 0;
         if (!ok) {
 #pragma omp atomic write

@@ -5,7 +5,8 @@
 <% R = L.gemm_rows %>\
 // y = (x - mu_k) U_k, ||y||^2: ${R} samples x one vector of columns of U per panel; a panel
 // needs rows of U only down to its last column (U is upper triangular).  z [nb][ZW] centred;
-// diff: scratch [nb][DP].
+// diff: scratch [nb + ${R}][DP] (a tile reads whole rows past nb: their results are dropped, and
+// one base pointer with constant offsets keeps the tile's addresses out of the stack).
 static inline void logrho_gemm(const Form* f, const T* z, int nb, T* lr, T* diff) {
     const int64_t M = f->M, MP = f->MP;
     for (int b = 0; b < nb; ++b)
@@ -18,14 +19,12 @@ static inline void logrho_gemm(const Form* f, const T* z, int nb, T* lr, T* diff
                 vstore(diff + (size_t)b * DP + j, vload(z + (size_t)b * ZW + j) - vload(m + j));
         for (int b0 = 0; b0 < nb; b0 += ${R}) {
             const int nt = nb - b0 < ${R} ? nb - b0 : ${R};
-% for r in range(R):
-            const T* d${r} = diff + (size_t)(b0 + (${r} < nt ? ${r} : 0)) * DP;
-% endfor
+            const T* dt = diff + (size_t)b0 * DP;
             vT q[${R}];
             for (int r = 0; r < ${R}; ++r) q[r] = vzero();
             for (int v0 = 0; v0 < DP; v0 += VW) {
                 const int rows = D < v0 + VW ? D : v0 + VW;
-<%k:rank1 rows="${R}" vecs="${1}" n="rows" a="${lambda r, i: f'd{r}[{i}]'}" b="${lambda i, v: f'U + (size_t){i} * DP + v0'}">
+<%k:rank1 rows="${R}" vecs="${1}" n="rows" a="${lambda r, i: f'dt[{r} * DP + {i}]'}" b="${lambda i, v: f'U + (size_t){i} * DP + v0'}">
 % for r in range(R):
             q[${r}] += acc${r}_0 * acc${r}_0;
 % endfor

@@ -40,7 +40,8 @@ static inline void stats_tile(int64_t k0, int64_t k1, const T* z, int nb, const 
 // For each component k of [k0, k1): N_k, S1_k += sum_b r_bk x_b and the upper triangle of
 // S2_k += sum_b (r_bk x_b) x_b^T, ${SR} rows x one vector of columns in registers (a panel of
 // columns needs rows only down to its last column).  R rows layout [nb][MP]; aN [M],
-// aS1 [M][DP], aS2 [M][D][DP]; rx: scratch [nb][DP].
+// aS1 [M][DP], aS2 [M][D][DP]; rx: scratch [nb + ${SR}][DP] (a row tile reads up to ${SR}
+// entries past its last row; their sums are dropped).
 static inline void stats_tile(int64_t k0, int64_t k1, const T* z, int nb, const T* R, int64_t MP,
                               double* aN, double* aS1, double* aS2, T* rx) {
     for (int64_t c = k0; c < k1; ++c) {
@@ -63,12 +64,10 @@ static inline void stats_tile(int64_t k0, int64_t k1, const T* z, int nb, const 
         for (int v0 = 0; v0 < DP; v0 += VW) {
             const int rows = D < v0 + VW ? D : v0 + VW;
             for (int i0 = 0; i0 < rows; i0 += ${SR}) {
+                const T* rxi = rx + i0;
+<%k:rank1 rows="${SR}" vecs="${1}" n="nb" i="b" a="${lambda r, i: f'rxi[(size_t){i} * DP + {r}]'}" b="${lambda i, v: f'z + (size_t){i} * ZW + v0'}">
 % for r in range(SR):
-                const int ir${r} = i0 + ${r} < rows ? i0 + ${r} : i0;
-% endfor
-<%k:rank1 rows="${SR}" vecs="${1}" n="nb" i="b" a="${lambda r, i: f'rx[(size_t){i} * DP + ir{r}]'}" b="${lambda i, v: f'z + (size_t){i} * ZW + v0'}">
-% for r in range(SR):
-            if (i0 + ${r} < rows) vadd_to(out + (size_t)ir${r} * DP + v0, acc${r}_0);
+            if (i0 + ${r} < rows) vadd_to(out + (size_t)(i0 + ${r}) * DP + v0, acc${r}_0);
 % endfor
 </%k:rank1>
             }

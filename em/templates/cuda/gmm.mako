@@ -1,13 +1,13 @@
-## CUDA kernels of the kernel contract for one problem: ${cvtype}, M=${M}, D=${D}, ${dtype}.
-## Rendered by em/specializer/render.py; compiled by pycuda (SourceModule, no_extern_c) or, in
-## the CI check, by nvcc -cubin.  Every variant in `variants` gets its own entry points.
+## CUDA kernels of the kernel contract for one shape family: ${cvtype}, D=${D}, ${dtype}, any
+## number of components M (a run-time argument of every kernel, after n).  Rendered by
+## em/specializer/render.py; compiled by pycuda (SourceModule, no_extern_c) or, in the CI check,
+## by nvcc -cubin.  Every variant in `variants` gets its own entry points.
 ## A pass over a chunk of n rows is two launches: estep_<v> (log rho -> responsibilities in a
 ## chunk x M buffer, per-sample log-likelihood) then stats_<v> (N_k, S1_k, S2_k in float64).
 <% T = "float" if dtype == "float32" else "double" %>\
-// em generated kernel: cvtype=${cvtype} M=${M} D=${D} dtype=${dtype}
+// em generated kernels: cvtype=${cvtype} D=${D} dtype=${dtype}, M at run time
 // variants: ${", ".join(v["name"] for v in variants)}
 typedef ${T} T;
-#define M ${M}
 #define D ${D}
 
 // Parameters (prepared on the host in T): c [D] data centre; mu [M][D] centred means (diag:
@@ -41,9 +41,10 @@ __device__ __forceinline__ T log_rho(const T* __restrict__ x, const T* __restric
 // one thread per sample: log rho for every component into R, then responsibilities in place;
 // ll[i] = w_n * log-likelihood (hard: classification likelihood, one-hot R)
 extern "C" __global__ void __launch_bounds__(${v["block"]})
-estep_${v["name"]}(const T* __restrict__ X, long long n0, int n, const double* __restrict__ w,
-                   const T* __restrict__ c, const T* __restrict__ mu, const T* __restrict__ P,
-                   const T* __restrict__ lc, int hard, T* __restrict__ R, double* __restrict__ ll) {
+estep_${v["name"]}(const T* __restrict__ X, long long n0, int n, int M,
+                   const double* __restrict__ w, const T* __restrict__ c,
+                   const T* __restrict__ mu, const T* __restrict__ P, const T* __restrict__ lc,
+                   int hard, T* __restrict__ R, double* __restrict__ ll) {
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
     const T* x = X + (n0 + i) * D;
@@ -78,8 +79,8 @@ estep_${v["name"]}(const T* __restrict__ X, long long n0, int n, const double* _
 % endif
 <% E = 1 + D + (D if cvtype == "diag" else D * D) %>\
 extern "C" __global__ void __launch_bounds__(${v["block"]})
-stats_${v["name"]}(const T* __restrict__ X, long long n0, int n, const T* __restrict__ c,
-                   const T* __restrict__ R, double* __restrict__ acc) {
+stats_${v["name"]}(const T* __restrict__ X, long long n0, int n, int M,
+                   const T* __restrict__ c, const T* __restrict__ R, double* __restrict__ acc) {
     const int e = blockIdx.x * blockDim.x + threadIdx.x;
     const int k = blockIdx.y;
     if (e >= ${E}) return;
@@ -114,9 +115,9 @@ stats_${v["name"]}(const T* __restrict__ X, long long n0, int n, const T* __rest
 
 // scoring, one thread per sample: mode 0 log-likelihood, 1 also log posteriors [n][M], 2 argmax
 extern "C" __global__ void __launch_bounds__(${v["block"]})
-score_${v["name"]}(const T* __restrict__ X, long long n0, int n, const T* __restrict__ c,
-                   const T* __restrict__ mu, const T* __restrict__ P, const T* __restrict__ lc,
-                   int mode, double* __restrict__ ll, double* __restrict__ post,
+score_${v["name"]}(const T* __restrict__ X, long long n0, int n, int M,
+                   const T* __restrict__ c, const T* __restrict__ mu, const T* __restrict__ P,
+                   const T* __restrict__ lc, int mode, double* __restrict__ ll, double* __restrict__ post,
                    long long* __restrict__ arg) {
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
