@@ -1,22 +1,38 @@
-"""Time per EM iteration: our backends vs scikit-learn's GaussianMixture, in the same run.
+"""Time per EM iteration: our backends at every vector width this CPU runs, against
+scikit-learn's GaussianMixture and TorchGMM (CPU), in the same run, as one table.
 
     python benchmarks/bench_em.py                      # N=200k, D=39, M=64, diag and full, float32
+    python benchmarks/bench_em.py --march haswell      # the AVX2 code path (EM_MARCH) on this CPU
     python benchmarks/bench_em.py --N 20000 --sweep    # also a sweep over M and D
 
 Per-iteration times are differences, (t(k+1 iterations) - t(1 iteration)) / k, so set-up,
-seeding, compilation and the final scoring pass are excluded.  GFLOP/s use the flop model of
-``flops_per_iter`` (the GEMM-equivalent work of one fused E+M pass), compared with this
-machine's float32 matmul (sgemm) rate measured at the start of the run.
+seeding, compilation and the final scoring pass are excluded.  GFLOP/s count the model's flops
+(:func:`model_flops`: diag 8NMD, full the exact triangular work 2NMD(D+1)); "% sgemm" compares
+them with this machine's float32 matmul rate measured at the start of the run.  Rows:
+``c`` is the C backend as a user gets it (the tuner picks among all its variants), ``c wNN``
+the best variant of one vector width, each timed here.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import platform
+import subprocess
+import sys
+import tempfile
 import time
 import warnings
 
 import numpy as np
+
+
+def cpu_model() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        return next(ln.split(":", 1)[1].strip() for ln in out.splitlines()
+                    if ln.startswith("Model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
 
 
 def sgemm_gflops(n: int = 2048, reps: int = 15) -> float:
@@ -26,11 +42,12 @@ def sgemm_gflops(n: int = 2048, reps: int = 15) -> float:
     return 2 * n ** 3 / best / 1e9
 
 
-def flops_per_iter(N: int, D: int, M: int, cvtype: str) -> float:
-    """Quadratic form + S1 + S2 as GEMMs: diag 8NMD; full 2NMD^2 (x U) + 2NMD^2 (S2) + 4NMD."""
+def model_flops(N: int, D: int, M: int, cvtype: str) -> float:
+    """diag: 2 FMAs per (n, k, d) for log rho, 2 for S1/S2; full: D(D+1)/2 FMAs per (n, k) for
+    (x - mu) U and as many for the upper triangle of S2."""
     if cvtype == "diag":
         return 8.0 * N * M * D
-    return 4.0 * N * M * D * D + 4.0 * N * M * D
+    return 2.0 * N * M * D * (D + 1)
 
 
 def _timed(fn) -> float:
@@ -49,6 +66,13 @@ def problem(N, D, M, cvtype, seed=0):
     return X, (means, covars, weights)
 
 
+def per_iteration(run, iters: int) -> float:
+    """run(k) times k EM iterations from the same start; (t(k+1) - t(1)) / k, best of 2."""
+    run(1)                      # compiles and tunes on first use: not part of an iteration
+    t1 = min(run(1) for _ in range(2))
+    return max((min(run(iters + 1) for _ in range(2)) - t1) / iters, 1e-9)
+
+
 def time_em(backend, X, params, cvtype, iters):
     from em import GMM
     M, D = params[0].shape
@@ -56,10 +80,7 @@ def time_em(backend, X, params, cvtype, iters):
     def run(k):
         g = GMM(M, D, cvtype, *params, backend=backend)
         return _timed(lambda: g.train(X, k))
-
-    run(1)                      # compiles and tunes on first use: not part of an iteration
-    t1 = run(1)
-    return (run(iters + 1) - t1) / iters
+    return per_iteration(run, iters)
 
 
 def time_sklearn(X, params, cvtype, iters):
@@ -75,71 +96,118 @@ def time_sklearn(X, params, cvtype, iters):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             return _timed(lambda: gm.fit(X))
-
-    t1 = run(1)
-    return (run(iters + 1) - t1) / iters
+    return per_iteration(run, iters)
 
 
-def compile_times(M, D, cvtype, dtype="float32"):
+def time_torchgmm(X, params, cvtype, iters):
+    """TorchGMM on the CPU as its README shows it (a Lightning trainer); ``max_epochs`` EM
+    epochs after its k-means initialisation, which the difference of two runs removes (its
+    'random' initialisation crashes in torchgmm 0.1.4, and it takes no initial parameters)."""
+    import logging
+    import torch
+    from torchgmm.bayes import GaussianMixture
+    for name in ("lightning", "lightning.pytorch", "pytorch_lightning", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    data = torch.from_numpy(X)
+    M = len(params[2])
+
+    def run(k):
+        gm = GaussianMixture(M, covariance_type=cvtype, init_strategy="kmeans",
+                             convergence_tolerance=0.0, batch_size=len(X),
+                             trainer_params=dict(max_epochs=k, accelerator="cpu",
+                                                 enable_progress_bar=False, logger=False,
+                                                 enable_checkpointing=False,
+                                                 enable_model_summary=False))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _timed(lambda: gm.fit(data))
+    return per_iteration(run, iters)
+
+
+def compile_times(D, cvtype, dtype="float32"):
     """(cold build s, warm load s): a fresh cache, then a new process finding it on disk."""
-    import subprocess
-    import sys
-    import tempfile
     code = ("import time; from em.backends.c_backend import CBackend; b = CBackend(); "
-            "t = time.perf_counter(); b.module({M}, {D}, '{cv}', '{dt}'); "
-            "print(time.perf_counter() - t)").format(M=M, D=D, cv=cvtype, dt=dtype)
+            "t = time.perf_counter(); b.module({D}, '{cv}', '{dt}'); "
+            "print(time.perf_counter() - t)").format(D=D, cv=cvtype, dt=dtype)
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, EM_CACHE_DIR=tmp)
         run = [sys.executable, "-c", code]
         cold = float(subprocess.run(run, env=env, capture_output=True, text=True,
-                                    check=True).stdout)
+                                    check=True).stdout.split()[-1])
         warm = float(subprocess.run(run, env=env, capture_output=True, text=True,
-                                    check=True).stdout)
+                                    check=True).stdout.split()[-1])
     return cold, warm
 
 
+def c_rows(X, params, cv, iters):
+    """('c', tuned time) and, per executable width, (f'c w{w} ({variant})', best time)."""
+    from em.backends.c_backend import CBackend, variants
+    from em.specializer import target as tg
+    D = params[0].shape[1]
+    rows = [("c", time_em(CBackend(), X, params, cv, iters))]
+    for w in reversed(tg.detect().executable):
+        names = [v["name"] for v in variants(D, cv, "float32", tg.detect(w))
+                 if v["vbytes"] == w]
+        best = min((time_em(CBackend(variant=n, vector_bytes=w), X, params, cv, iters), n)
+                   for n in names)
+        rows.append((f"c w{w} ({best[1]})", best[0]))
+    return rows
+
+
 def main(argv=None):
-    from em import backends
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--N", type=int, default=200_000)
     p.add_argument("--D", type=int, default=39)
     p.add_argument("--M", type=int, default=64)
     p.add_argument("--iters", type=int, default=2, help="timed iterations per measurement")
     p.add_argument("--cvtype", choices=["diag", "full", "both"], default="both")
-    p.add_argument("--backends", default=None,
-                   help="comma-separated (default: every backend that loads here)")
-    p.add_argument("--no-sklearn", action="store_true")
-    p.add_argument("--sweep", action="store_true", help="also sweep M and D (diag and full)")
+    p.add_argument("--march", help="compile for this -march instead of native (sets EM_MARCH)")
+    p.add_argument("--peers", default="numpy,sklearn,torchgmm",
+                   help="comma-separated others to time (numpy backend, sklearn, torchgmm)")
+    p.add_argument("--sweep", action="store_true", help="also sweep M and D")
     a = p.parse_args(argv)
+    if a.march:
+        os.environ["EM_MARCH"] = a.march
+    from em.specializer import compile as cc, target as tg
 
-    names = a.backends.split(",") if a.backends else \
-        [n for n, why in backends.status().items() if why is None]
+    peers = [x for x in a.peers.split(",") if x]
+    if "torchgmm" in peers:
+        try:
+            import torchgmm  # noqa: F401
+        except ImportError:
+            print("torchgmm is not installed (pip install torch torchgmm): its rows are skipped")
+            peers.remove("torchgmm")
     peak = sgemm_gflops()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus; "
-          f"numpy float32 matmul (sgemm) {peak:.1f} GFLOP/s")
-    print(f"{'cvtype':6s} {'N':>8s} {'D':>4s} {'M':>5s} {'impl':10s} {'s/iter':>9s} "
-          f"{'GFLOP/s':>8s} {'%sgemm':>7s} {'vs sklearn':>10s}")
+    t = tg.detect()
+    print(f"machine: {cpu_model()}, {os.cpu_count()} cpus; compiler {cc.compiler_version()}")
+    print(f"target: {t.describe()}")
+    print(f"numpy float32 matmul (sgemm) {peak:.1f} GFLOP/s (this run)")
     cvtypes = ["diag", "full"] if a.cvtype == "both" else [a.cvtype]
+    for cv in cvtypes:
+        cold, warm = compile_times(a.D, cv)
+        print(f"c backend, {cv} D={a.D} (any M): first compile {cold:.2f} s, "
+              f"cached load in a new process {warm * 1e3:.1f} ms")
+    print(f"{'cvtype':6s} {'N':>8s} {'D':>4s} {'M':>5s} {'impl':28s} {'s/iter':>9s} "
+          f"{'GFLOP/s':>8s} {'%sgemm':>7s} {'vs sklearn':>10s}")
     shapes = [(a.N, a.D, a.M)]
     if a.sweep:
         shapes += [(a.N, a.D, m) for m in (8, 256)] + [(a.N, d, a.M) for d in (13, 128)]
-    if "c" in names:
-        for cv in cvtypes:
-            cold, warm = compile_times(a.M, a.D, cv)
-            print(f"c backend, {cv} M={a.M} D={a.D}: first compile {cold:.2f} s, "
-                  f"cached load in a new process {warm * 1e3:.1f} ms")
     for N, D, M in shapes:
         for cv in cvtypes:
             X, params = problem(N, D, M, cv)
-            flops = flops_per_iter(N, D, M, cv)
-            rows = [(n, time_em(n, X, params, cv, a.iters)) for n in names]
-            ref = None if a.no_sklearn else time_sklearn(X, params, cv, a.iters)
+            flops = model_flops(N, D, M, cv)
+            rows = c_rows(X, params, cv, a.iters)
+            if "numpy" in peers:
+                rows.append(("numpy", time_em("numpy", X, params, cv, a.iters)))
+            ref = time_sklearn(X, params, cv, a.iters) if "sklearn" in peers else None
             if ref is not None:
-                rows.append(("sklearn", ref))
-            for impl, t in rows:
-                gf = flops / t / 1e9
-                speedup = f"{ref / t:9.1f}x" if ref else "         -"
-                print(f"{cv:6s} {N:8d} {D:4d} {M:5d} {impl:10s} {t:9.4f} {gf:8.2f} "
+                rows.append(("scikit-learn", ref))
+            if "torchgmm" in peers:
+                rows.append(("torchgmm (cpu)", time_torchgmm(X, params, cv, a.iters)))
+            for impl, secs in rows:
+                gf = flops / secs / 1e9
+                speedup = f"{ref / secs:9.1f}x" if ref else "         -"
+                print(f"{cv:6s} {N:8d} {D:4d} {M:5d} {impl:28s} {secs:9.4f} {gf:8.2f} "
                       f"{100 * gf / peak:6.1f}% {speedup:>10s}", flush=True)
 
 

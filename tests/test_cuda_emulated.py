@@ -2,8 +2,9 @@
 
 tests/fake_pycuda.py compiles the generated CUDA source with g++ and runs each launch's grid
 sequentially, so the whole CudaBackend path (device data, chunking, streaming, both statistics
-layouts, scoring modes, one module serving every M) is checked against the numpy oracle in CI. Timing, memory model and
-real-GPU behaviour are left to the gpu-marked tests (scripts/gpu_check.sh).
+layouts, scoring modes, one module serving every M) is checked against the numpy oracle in CI.
+Timing, memory model and real-GPU behaviour are left to the gpu-marked tests
+(scripts/gpu_check.sh).
 """
 from __future__ import annotations
 
