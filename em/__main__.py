@@ -2,7 +2,7 @@
 
 ``python -m em info``    backends available here (and why others are not), the target (ISA, vector
                          width, registers), compiler, cache, tuning
-``python -m em render --backend c|cuda --kernel gmm --D 39 --cvtype full --dtype float32
+``python -m em render --backend c|cuda --D 39 --cvtype full --dtype float32
    [--vector-bytes 32] [--variant NAME]``
                          print the generated source of a kernel family (any M)
 """
@@ -47,7 +47,7 @@ def _info(_args) -> int:
 def _render(args) -> int:
     from em.specializer.render import render
     if args.backend == "c":
-        from em.backends.c_backend import render_params
+        from em.backends.c_backend import render_params, units
         from em.specializer import compile as cc, target
         try:
             params = render_params(args.D, args.cvtype, args.dtype,
@@ -63,7 +63,10 @@ def _render(args) -> int:
         if not params["variants"]:
             print(f"no variant {args.variant!r} for this problem", file=sys.stderr)
             return 2
-    print(render(args.backend, args.kernel, params))
+    if args.backend == "c":
+        print(cc.joined(units(params)))          # what is compiled: one unit per width
+    else:
+        print(render(args.backend, "gmm", params))
     return 0
 
 
@@ -74,7 +77,6 @@ def main(argv=None) -> int:
         func=_info)
     r = sub.add_parser("render", help="print the generated source of a kernel")
     r.add_argument("--backend", default="c", choices=["c", "cuda"])
-    r.add_argument("--kernel", default="gmm", help="template name (default gmm: all kernels)")
     r.add_argument("--D", type=int, required=True, help="dimension (any M is served)")
     r.add_argument("--cvtype", choices=["diag", "full"], default="diag")
     r.add_argument("--dtype", choices=["float32", "float64"], default="float32")

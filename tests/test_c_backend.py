@@ -76,7 +76,6 @@ def precompiled(em_cache_dir):
     from concurrent.futures import ThreadPoolExecutor
 
     from em.specializer import compile as cc
-    from em.specializer.render import render
 
     cc.toolchain(), cc.compiler_version()          # lru-cached: fill before threads start
     families = {(D, cv, dt, width) for width in WIDTHS for (_, D, cv, dt) in PROBLEMS}
@@ -84,7 +83,7 @@ def precompiled(em_cache_dir):
     def build(family):
         D, cv, dt, width = family
         try:
-            cc.build(render("c", "gmm", c_backend.render_params(D, cv, dt, tg.detect(width))))
+            cc.build(c_backend.units(c_backend.render_params(D, cv, dt, tg.detect(width))))
         except cc.CompileError:
             pass                                   # the tests of that family report it
 

@@ -47,16 +47,16 @@ def _default_variant(D, cv, dt) -> str:
 def test_disk_cache_is_used_by_a_new_process(em_cache_dir):
     D, cv, dt = 19, "diag", "float64"
     mod = _Module(D, cv, dt, tg.detect())              # built now or earlier in this session
-    source = render("c", "gmm", c_backend.render_params(D, cv, dt))
+    source = c_backend.units(c_backend.render_params(D, cv, dt))
     path, compiled = cc.build(source)
     assert compiled is False and str(path) == mod.info["path"]
     assert path.is_file() and path.parent.parent == em_cache_dir / "kernels"
     code = (
-        "from em.backends.c_backend import _Module, render_params\n"
+        "from em.backends.c_backend import _Module, render_params, units\n"
         "from em.specializer import compile as cc, target as tg\n"
         "from em.specializer.render import render\n"
         f"m = _Module({D}, {cv!r}, {dt!r}, tg.detect())\n"
-        f"p, c = cc.build(render('c', 'gmm', render_params({D}, {cv!r}, {dt!r})))\n"
+        f"p, c = cc.build(units(render_params({D}, {cv!r}, {dt!r})))\n"
         "print(m.info['compiled'], c, m.info['path'], p)\n")
     proc = run_py(code)
     assert proc.returncode == 0, proc.stderr
@@ -250,14 +250,16 @@ def test_no_compiler_gmm_falls_back_to_numpy(tmp_path):
 
 
 # -- (f) python -m em render ---------------------------------------------------------------
-RENDER_ARGS = ["render", "--backend", "c", "--kernel", "gmm", "--D", "39",
+RENDER_ARGS = ["render", "--backend", "c", "--D", "39",
                "--cvtype", "full", "--dtype", "float32"]
 
 
 def _syntax_check(source: str):
-    proc = subprocess.run(["g++", "-fsyntax-only", "-std=c++17", "-fopenmp", "-x", "c++", "-"],
-                          input=source, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    """Each translation unit of a printed library compiles."""
+    for unit in source.split(cc.UNIT_SEPARATOR.strip()):
+        proc = subprocess.run(["g++", "-fsyntax-only", "-std=c++17", "-fopenmp", "-x", "c++",
+                               "-"], input=unit, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-3000:]
 
 
 def test_render_cli():
@@ -268,8 +270,9 @@ def test_render_cli():
     names = _names(39, "full", "float32")
     for name in names:
         assert f"fused_{name}(" in src and f"score_{name}(" in src
-    assert src.strip() == render("c", "gmm", c_backend.render_params(39, "full",
-                                                                     "float32")).strip()
+    params = c_backend.render_params(39, "full", "float32")
+    assert src.strip() == cc.joined(c_backend.units(params)).strip()
+    assert src.count(cc.UNIT_SEPARATOR.strip()) == len(tg.detect().widths) - 1
     _syntax_check(src)
 
 

@@ -46,17 +46,17 @@ def variants(D: int, cvtype: str, dtype: str, target: tg.Target) -> list[dict]:
     ``nv`` one component at a time with samples in the lanes (no horizontal reductions: the
     choice for small M).  full: ``g``, register-blocked GEMMs for (x - mu) U and S2.  ``_s``:
     threads take whole blocks and keep private accumulators; ``_c``: threads score a block
-    together, then split its components (one shared set of accumulators: large M x D x D).
-    The number is the block of samples, ``_w<bytes>`` the vector width.
+    together, then split its components (one shared set of accumulators: for large M x D x D;
+    diag accumulators are small enough to keep per thread up to M ~ 1e5, and splitting
+    components was 2-3x slower there, so diag has no ``_c``).  The number is the block of
+    samples, ``_w<bytes>`` the vector width.
     """
     out = []
     for vb in target.widths:
         w = dict(vbytes=vb)
         if cvtype == "diag":
             out += [dict(name=f"kv_s128_w{vb}", layout="kvec", parallel="samples", block=128, **w),
-                    dict(name=f"nv_s256_w{vb}", layout="nvec", parallel="samples", block=256, **w),
-                    dict(name=f"kv_c256_w{vb}", layout="kvec", parallel="components", block=256,
-                         sub=32, **w)]
+                    dict(name=f"nv_s256_w{vb}", layout="nvec", parallel="samples", block=256, **w)]
         else:
             out += [dict(name=f"g_s128_w{vb}", layout="gemm", parallel="samples", block=128, **w),
                     dict(name=f"g_c256_w{vb}", layout="gemm", parallel="components", block=256,
@@ -82,6 +82,14 @@ def render_params(D: int, cvtype: str, dtype: str, target: tg.Target | None = No
                 sig=dict(fused=FUSED.c, score=SCORE.c))
 
 
+def units(params: dict) -> list[str]:
+    """The library's sources: one translation unit per vector width (compiled side by side)."""
+    widths = sorted({v["vbytes"] for v in params["variants"]}, reverse=True)
+    return [render("c", "gmm", dict(params, variants=[v for v in params["variants"]
+                                                      if v["vbytes"] == w]))
+            for w in widths]
+
+
 def work_flops(N: int, M: int, D: int, cvtype: str) -> float:
     """Rough flops of one fused pass (log rho, exp, statistics), for the thread count."""
     per = 8 * D + 30 if cvtype == "diag" else 2 * D * D + 8 * D + 30
@@ -95,12 +103,12 @@ class _Module:
         params = render_params(D, cvtype, dtype, target)
         self.variants = {v["name"]: v for v in params["variants"]}
         self.registers = target.registers
-        source = render("c", "gmm", params)
-        widths = "/".join(f"{w}-byte" for w in target.widths)
+        sources = units(params)
+        widths = " and ".join(f"{w}-byte" for w in target.widths)
         self.lib, self.info = cc.load(
-            source, what=f"C kernels for {cvtype} D={D} {dtype} ({target.isa}, {widths} "
-                         f"vectors), any M")
-        self.tag = cc.source_hash(source)[:12]        # kernels and CPU: new code is re-tuned
+            sources, what=f"the C kernels for {cvtype} D={D} {dtype}, any M ({target.isa}, "
+                          f"{widths} vectors)")
+        self.tag = cc.source_hash(sources)[:12]       # kernels and CPU: new code is re-tuned
         self.fused = {n: FUSED.bind(getattr(self.lib, f"fused_{n}")) for n in self.variants}
         self.score = {n: SCORE.bind(getattr(self.lib, f"score_{n}")) for n in self.variants}
         self._max_threads = self.lib.em_max_threads

@@ -105,9 +105,18 @@ def _compiler_id(cc: str) -> str:
     return f"{path}:{st.st_size}:{st.st_mtime_ns}"
 
 
-def source_hash(source: str) -> str:
+UNIT_SEPARATOR = "\n// ---------------------------------------- next translation unit\n"
+
+
+def joined(sources: str | list[str]) -> str:
+    """One text for a library's translation units (what is hashed, kept and printed)."""
+    return sources if isinstance(sources, str) else UNIT_SEPARATOR.join(sources)
+
+
+def source_hash(sources: str | list[str]) -> str:
     h = hashlib.sha256()
-    for part in (source, " ".join(command_line("k.cpp", "k.so")), compiler_id(), cpu_id()):
+    for part in (joined(sources), " ".join(command_line("k.cpp", "k.so")), compiler_id(),
+                 cpu_id()):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()[:32]
@@ -129,9 +138,25 @@ class _Announce:
         self.timer.cancel()
 
 
-def build(source: str, what: str = "a kernel") -> tuple[Path, bool]:
-    """Compiled library for ``source``: (path, whether it was compiled now)."""
-    key = source_hash(source)
+def _run_all(cmds: list[list[str]]) -> None:
+    """Run compiler command lines side by side (one per core); CompileError on any failure."""
+    running = []
+    for i, cmd in enumerate(cmds):
+        running.append((cmd, subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                                              stderr=subprocess.PIPE, text=True)))
+        if len(running) >= (os.cpu_count() or 1) or i == len(cmds) - 1:
+            for c, proc in running:
+                _, err = proc.communicate()
+                if proc.returncode != 0:
+                    raise CompileError(f"{' '.join(c)} failed:\n{err.strip()[-4000:]}")
+            running = []
+
+
+def build(sources: str | list[str], what: str = "a kernel") -> tuple[Path, bool]:
+    """Compiled library of one or more translation units (compiled side by side, then linked):
+    (path, whether it was compiled now)."""
+    units = [sources] if isinstance(sources, str) else list(sources)
+    key = source_hash(sources)
     folder = kernel_dir() / key
     lib = folder / "kernel.so"
     if lib.exists():
@@ -141,16 +166,22 @@ def build(source: str, what: str = "a kernel") -> tuple[Path, bool]:
         if lib.exists():                       # another process built it meanwhile
             return lib, False
         with tempfile.TemporaryDirectory(dir=folder) as tmp:
-            src = os.path.join(tmp, "kernel.cpp")
-            with open(src, "w") as f:
-                f.write(source)
+            srcs = [os.path.join(tmp, f"unit{i}.cpp") for i in range(len(units))]
+            for path, text in zip(srcs, units):
+                with open(path, "w") as f:
+                    f.write(text)
             out = os.path.join(tmp, "kernel.so")
-            cmd = command_line(src, out)
             with _Announce(what):
-                proc = subprocess.run(cmd, capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise CompileError(f"{' '.join(cmd)} failed:\n{proc.stderr.strip()[-4000:]}")
-            os.replace(src, folder / "kernel.cpp")
+                if len(srcs) == 1:
+                    _run_all([command_line(srcs[0], out)])
+                else:
+                    objs = [s[:-4] + ".o" for s in srcs]
+                    _run_all([[*toolchain()._cmdline([s], is_object=True), "-o", o]
+                              for s, o in zip(srcs, objs)])
+                    _run_all([[*toolchain()._cmdline(objs, is_object=False), "-o", out]])
+            with open(os.path.join(tmp, "kernel.cpp"), "w") as f:
+                f.write(joined(sources))
+            os.replace(os.path.join(tmp, "kernel.cpp"), folder / "kernel.cpp")
             os.replace(out, lib)               # atomic: readers see all or nothing
     return lib, True
 
@@ -164,10 +195,10 @@ def _quiet_openmp() -> None:
         os.environ["GOMP_SPINCOUNT"] = "10000"
 
 
-def load(source: str, what: str = "a kernel") -> tuple[ctypes.CDLL, dict]:
-    """Build (or find) and load ``source``; returns the library and timing facts."""
+def load(sources: str | list[str], what: str = "a kernel") -> tuple[ctypes.CDLL, dict]:
+    """Build (or find) and load a library (see :func:`build`); returns it and timing facts."""
     t0 = time.perf_counter()
-    lib_path, compiled = build(source, what)
+    lib_path, compiled = build(sources, what)
     t1 = time.perf_counter()
     key = str(lib_path)
     if key not in _LOADED:

@@ -1,7 +1,8 @@
 ## C++/OpenMP kernels of the kernel contract for one shape family: ${cvtype}, D=${D}, ${dtype},
 ## any number of components M (a run-time argument).  Rendered by em/specializer/render.py from
-## the dict of em.backends.c_backend.render_params; each vector width used by a variant gets its
-## own namespace, laid out by em.specializer.layout.Layout.  One file per job:
+## the dict of em.backends.c_backend.render_params (the backend renders one translation unit per
+## vector width and compiles them side by side); each width gets its own namespace, laid out by
+## em.specializer.layout.Layout.  One file per job:
 ##   simd.mako     vector types, loads, horizontal reductions, exp/log (the only one that knows
 ##                 the width)
 ##   form.mako     parameters in kernel form; data tiles
@@ -49,8 +50,9 @@ static void* em_zalloc(size_t bytes) {
 static T* em_alloc(size_t count) { return (T*)em_zalloc(count * sizeof(T)); }
 static double* em_alloc_d(size_t count) { return (double*)em_zalloc(count * sizeof(double)); }
 
-// OpenMP's thread count for a call from the calling thread (the backend caps it by the work)
-extern "C" int em_max_threads(void) { return omp_get_max_threads(); }
+// OpenMP's thread count for a call from the calling thread (the backend caps it by the work);
+// weak: every translation unit of a library defines it
+extern "C" __attribute__((weak)) int em_max_threads(void) { return omp_get_max_threads(); }
 % for vb in widths:
 <% L = Layout(D, cvtype, dtype, vb, target["registers"]) %>
 // ======================================================================== ${vb}-byte vectors
