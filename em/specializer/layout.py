@@ -85,8 +85,9 @@ class Layout:
 
     @property
     def ZW(self) -> int:
-        """Width of a tile row: diag [x | x*x] (both moments in one GEMM), full x."""
-        return 2 * self.DP if self.cvtype == "diag" else self.DP
+        """Width of a tile row: diag [x | x*x] packed (both moments in one GEMM, x*x starting at
+        column D, padded once at the end), full x."""
+        return pad(2 * self.D, self.lanes) if self.cvtype == "diag" else self.DP
 
     @property
     def split(self) -> bool:
@@ -128,6 +129,14 @@ class Layout:
         so the tile is 8 broadcast rows (enough accumulators to hide the FMA latency) or 16 where
         there are 32 registers; the sums of squares wait in memory between panels."""
         return 8 if self.registers < 32 else 16
+
+    @cached_property
+    def gcol_tile(self) -> tuple[int, int]:
+        """(columns of U, vectors of samples) of the full-covariance (x - mu) U with samples in
+        lanes: the triangle is then exact up to the tile's own corner.  Vectors of samples are
+        a power of two (tiles divide blocks); as many columns as fit beside them."""
+        vecs = 4 if self.registers >= 32 else 2
+        return min(8, (self.registers - SPARE - 1 - vecs) // vecs), vecs
 
     @cached_property
     def s2_rows(self) -> int:

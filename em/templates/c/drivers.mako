@@ -1,19 +1,22 @@
 ## The extern "C" entry points of each variant at this width: fused_<name> (one EM pass: log
 ## rho, responsibilities, statistics) and score_<name> (log-likelihood, log posteriors or argmax).
 ## Their parameter lists come from `sig` (em.backends.c_backend declares them once).
-## A variant picks a log-rho layout (kvec / nvec / gemm), a block of samples and a parallel
+## A variant picks a log-rho layout (kvec / nvec / gemm / gcol), a block of samples and a parallel
 ## strategy: 'samples' (threads take whole blocks, private accumulators reduced in thread order)
 ## or 'components' (threads score a block together, then split its components).
 <%page args="L, variants"/>\
 <%
     layouts = {v["layout"] for v in variants}
-    cols = "nvec" in layouts
+    COLS = ("nvec", "gcol")                  # layouts with samples in lanes: lr [M][B]
 %>\
 // Per-thread workspace: the tile, its log rho / responsibilities, scratch, accumulators.
 struct Work {
     T* z;           // [B][ZW] centred tile
     T* lr;          // rows [B][MP] or columns [M][B]
-    T* aux;         // [B + 16][DP]: nvec: transposed tile [D][B]; full: x - mu, or r * x
+    T* xt;          // [DP][B] the tile transposed (samples in lanes)
+    T* aux;         // [B + 16][DP] scratch: x - mu, or r * x
+    T* q;           // [B] scratch: sums of squares
+    T* n;           // [MP] N_k of a block
     double* aN;     // [M]
 % if L.cvtype == "diag":
     double* aS1;    // [M][ZW]: [S1 | S2] of each component
@@ -25,7 +28,8 @@ struct Work {
 };
 
 static void work_free(Work* w) {
-    free(w->z); free(w->lr); free(w->aux); free(w->aN); free(w->aS1); free(w->aS2);
+    free(w->z); free(w->lr); free(w->xt); free(w->aux); free(w->q); free(w->n);
+    free(w->aN); free(w->aS1); free(w->aS2);
     memset(w, 0, sizeof *w);
 }
 
@@ -33,8 +37,11 @@ static int work_alloc(Work* w, const Form* f, int B, int accumulators) {
     memset(w, 0, sizeof *w);
     w->z = em_alloc((size_t)B * ZW);
     w->lr = em_alloc((size_t)B * f->MP);
+    w->xt = em_alloc((size_t)DP * B);
     w->aux = em_alloc((size_t)(B + 16) * DP);   // tiles read up to 16 rows past a block
-    int ok = w->z && w->lr && w->aux;
+    w->q = em_alloc(B);
+    w->n = em_alloc(f->MP);
+    int ok = w->z && w->lr && w->xt && w->aux && w->q && w->n;
     if (accumulators) {
         w->aN = em_alloc_d(f->M);
 % if L.cvtype == "diag":
@@ -65,7 +72,7 @@ static void reduce_out(const Work* works, int n, int64_t M, double* out_N, doubl
 % if L.cvtype == "diag":
             for (int d = 0; d < D; ++d) {
                 out_S1[(size_t)k * D + d] += w->aS1[(size_t)k * ZW + d];
-                out_S2[(size_t)k * D + d] += w->aS1[(size_t)k * ZW + DP + d];
+                out_S2[(size_t)k * D + d] += w->aS1[(size_t)k * ZW + D + d];
             }
 % else:
             for (int d = 0; d < D; ++d) out_S1[(size_t)k * D + d] += w->aS1[(size_t)k * DP + d];
@@ -85,15 +92,18 @@ static void reduce_out(const Work* works, int n, int64_t M, double* out_N, doubl
 
 // ---- one block of samples [n0, n0 + nb) in a workspace, per layout
 % for lay in sorted(layouts):
-<% rows = lay != "nvec" %>\
+<% rows = lay not in COLS %>\
 static inline void block_logrho_${lay}(const Form* f, const T* X, int64_t n0, int nb, int B, Work* w) {
     load_tile(f, X, n0, nb, w->z);
 % if lay == "kvec":
     (void)B;
     logrho_kvec(f, w->z, nb, w->lr);
 % elif lay == "nvec":
-    transpose_tile(w->z, nb, B, w->aux);
-    logrho_nvec(f, w->aux, B, nb, w->lr);
+    transpose_tile(w->z, nb, B, w->xt);
+    logrho_nvec(f, w->xt, B, nb, w->lr);
+% elif lay == "gcol":
+    transpose_tile(w->z, nb, B, w->xt);
+    logrho_gcol(f, w->xt, B, nb, w->lr, w->aux, w->q);
 % else:
     (void)B;
     logrho_gemm(f, w->z, nb, w->lr, w->aux);
@@ -123,10 +133,15 @@ static inline void block_score_${lay}(const Form* f, int nb, int B, int64_t n0, 
 static inline void block_stats_${lay}(const Form* f, int64_t k0, int64_t k1, int nb, int B,
                                       const Work* data, Work* acc, T* scratch) {
 % if L.cvtype == "diag":
-    stats_tile(k0, k1, data->z, nb, data->lr, ${"f->MP, 1" if rows else "1, B"}, acc->aN, acc->aS1, scratch);
+    (void)scratch;
+% if rows:
+    counts_rows(data->lr, f->MP, nb, acc->n);
 % else:
-    (void)B;
-    stats_tile(k0, k1, data->z, nb, data->lr, f->MP, acc->aN, acc->aS1, acc->aS2, scratch);
+    counts_cols(data->lr, f->M, B, nb, acc->n);
+% endif
+    stats_tile(k0, k1, data->z, nb, data->lr, ${"f->MP, 1" if rows else "1, B"}, acc->n, acc->aN, acc->aS1);
+% else:
+    stats_tile(k0, k1, data->z, nb, data->lr, ${"f->MP, 1" if rows else "1, B"}, acc->aN, acc->aS1, acc->aS2, scratch);
 % endif
 }
 
@@ -184,7 +199,7 @@ ${prologue(v["parallel"] == "samples")}\
 % else:
 <%
     group = L.stats_tile[0] if L.cvtype == "diag" else 1
-    assert lay != "nvec", "the components strategy needs the rows layout"
+    assert lay not in COLS, "the components strategy needs the rows layout"
 %>\
     // all threads score a block together (sub-blocks of ${v["sub"]} rows), then split its
     // components (groups of ${group}): one shared set of accumulators, however many threads

@@ -54,19 +54,33 @@ static int form_init(Form* f, int64_t M, const double* c, const double* mu, cons
     return 0;
 }
 
-// Rows [n0, n0+nb) of X, centred, into the tile z [nb][ZW]:${" [x | x*x] (both moments of one GEMM)" if L.cvtype == "diag" else " x"}.
-// Padding columns are never written, so they stay zero.
+// Rows [n0, n0+nb) of X, centred, into the tile z [nb][ZW]:${" [x | x*x] (both moments of one GEMM; x*x from column D)" if L.cvtype == "diag" else " x"},
+// whole vectors at a time (the last one of a row gathered lane by lane, so nothing past the row
+// is read); columns past the data are zero.
 static inline void load_tile(const Form* f, const T* X, int64_t n0, int nb, T* z) {
+<% full, tail = divmod(L.D, L.lanes) %>\
     for (int b = 0; b < nb; ++b) {
         const T* x = X + (n0 + b) * (int64_t)D;
         T* y = z + (size_t)b * ZW;
-        for (int d = 0; d < D; ++d) y[d] = x[d] - f->c[d];
+#pragma GCC unroll 8
+        for (int v = 0; v < ${full * L.lanes}; v += VW) vstore(y + v, vload(x + v) - vload(f->c + v));
+% if tail:
+        {
+            vT t = vzero();
+            for (int l = 0; l < ${tail}; ++l) t[l] = x[${full * L.lanes} + l] - f->c[${full * L.lanes} + l];
+            vstore(y + ${full * L.lanes}, t);
+        }
+% endif
 % if L.cvtype == "diag":
-        for (int d = 0; d < D; ++d) y[DP + d] = y[d] * y[d];
+        // x*x after every x store (the last x vector's zero lanes overlap columns D..DP)
+#pragma GCC unroll 8
+        for (int v = 0; v < ${full * L.lanes}; v += VW) { const vT t = vload(y + v); vstore(y + D + v, t * t); }
+% if tail:
+        for (int l = ${full * L.lanes}; l < D; ++l) y[D + l] = y[l] * y[l];
+% endif
 % endif
     }
 }
-% if L.cvtype == "diag":
 
 // The x part of a tile transposed: xt [D][B] (samples in lanes), zero beyond nb up to a vector.
 static inline void transpose_tile(const T* z, int nb, int B, T* xt) {
@@ -77,4 +91,3 @@ static inline void transpose_tile(const T* z, int nb, int B, T* xt) {
         for (int b = nb; b < nbp; ++b) o[b] = 0;
     }
 }
-% endif

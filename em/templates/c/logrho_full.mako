@@ -1,8 +1,11 @@
 ## log rho for full covariances: lc_k - 1/2 ||(x - mu_k) U_k||^2 with U_k the upper Cholesky
-## factor of the precision, as a register-blocked GEMM (rows layout lr [nb][MP]).
+## factor of the precision, as a register-blocked GEMM: gemm (samples broadcast, columns of U in
+## lanes; rows layout lr [nb][MP]) or gcol (samples in lanes, entries of U broadcast; exact over
+## the triangle; columns layout lr [M][B]).
 <%page args="L, layouts"/>\
 <%namespace name="k" file="rank1.mako"/>\
 <% R = L.gemm_rows %>\
+% if "gemm" in layouts:
 // y = (x - mu_k) U_k, ||y||^2: ${R} samples x one vector of columns of U per panel; a panel
 // needs rows of U only down to its last column (U is upper triangular).  z [nb][ZW] centred;
 // diff: scratch [nb + ${R}][DP] (a tile reads whole rows past nb: their results are dropped, and
@@ -34,3 +37,43 @@ static inline void logrho_gemm(const Form* f, const T* z, int nb, T* lr, T* diff
         }
     }
 }
+% endif
+% if "gcol" in layouts:
+<% J, S = L.gcol_tile %>\
+
+// The same with samples in lanes, exact over the triangle: y_j = sum_{i <= j} (x_i - mu_i) U_ij
+// for a tile of ${J} columns of U x ${S} vectors of samples, rows of U only down to the tile's last
+// column.  xt [D][B] centred (samples in lanes) -> lr [M][B]; dt: scratch [D][B] (x - mu);
+// q: scratch [B] (sums of squares).
+static inline void logrho_gcol(const Form* f, const T* xt, int B, int nb, T* lr, T* dt, T* q) {
+    const int nsv = (nb + VW - 1) / VW;
+    for (int64_t c = 0; c < f->M; ++c) {
+        const T* m = f->mu + (size_t)c * DP;
+        const T* U = f->P + (size_t)c * DP * DP;
+        for (int i = 0; i < D; ++i)
+            for (int s = 0; s < nsv; ++s)
+                vstore(dt + (size_t)i * B + s * VW, vload(xt + (size_t)i * B + s * VW) - m[i]);
+        for (int s = 0; s < nsv; ++s) vstore(q + s * VW, vzero());
+        for (int j0 = 0; j0 < D; j0 += ${J}) {
+            const int rows = D < j0 + ${J} ? D : j0 + ${J};
+            const T* Uj = U + j0;           // columns past D (or DP) are read but never summed
+            for (int s0 = 0; s0 < nsv; s0 += ${S}) {        // ${S} divides B / VW
+                const T* d0 = dt + (size_t)s0 * VW;
+<%k:rank1 rows="${J}" vecs="${S}" n="rows" a="${lambda r, i: f'Uj[(size_t){i} * DP + {r}]'}" b="${lambda i, v: f'd0 + (size_t){i} * B + {v} * VW'}">
+% for v in range(S):
+            {
+                vT t = vload(q + (s0 + ${v}) * VW);
+% for r in range(J):
+                if (j0 + ${r} < D) t += acc${r}_${v} * acc${r}_${v};
+% endfor
+                vstore(q + (s0 + ${v}) * VW, t);
+            }
+% endfor
+</%k:rank1>
+            }
+        }
+        const T l = f->lc[c];
+        for (int s = 0; s < nsv; ++s) vstore(lr + (size_t)c * B + s * VW, l - (T)0.5 * vload(q + s * VW));
+    }
+}
+% endif

@@ -96,7 +96,6 @@ static inline void score_rows(T* lr, int64_t M, int64_t MP, int nb, int64_t n0, 
         }
     }
 }
-% if L.cvtype == "diag":
 
 // ---- columns: lr [M][B], a vector of VW samples at a time
 // weights of the samples b0 .. b0+VW: w (or 1) for samples below nb, 0 for padding lanes
@@ -178,4 +177,3 @@ static inline void score_cols(T* lr, int64_t M, int B, int nb, int64_t n0, int m
         }
     }
 }
-% endif

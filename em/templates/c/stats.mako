@@ -4,23 +4,42 @@
 <%namespace name="k" file="rank1.mako"/>\
 % if L.cvtype == "diag":
 <% KR, NR = L.stats_tile %>\
-// N_k and [S1 | S2]_k += sum_b r_bk [x_b | x_b^2] for components [k0, k1): the GEMM R^T Z, ${KR}
+// N_k over a block, n [MP]: sums of the rows of R [nb][MP] (vertical adds), or of each row of
+// R [M][B] (samples in lanes; padding lanes hold 0)
+static inline void counts_rows(const T* R, int64_t MP, int nb, T* n) {
+    for (int64_t c = 0; c < MP; c += VW) {
+        vT s = vzero();
+        for (int b = 0; b < nb; ++b) s += vload(R + (size_t)b * MP + c);
+        vstore(n + c, s);
+    }
+}
+
+static inline void counts_cols(const T* R, int64_t M, int B, int nb, T* n) {
+    const int nsv = (nb + VW - 1) / VW;
+    for (int64_t k = 0; k < M; ++k) {
+        vT s = vzero();
+        for (int v = 0; v < nsv; ++v) s += vload(R + (size_t)k * B + v * VW);
+        n[k] = vsum(s);
+    }
+}
+
+// [S1 | S2]_k += sum_b r_bk [x_b | x_b^2] for components [k0, k1): the GEMM R^T Z, ${KR}
 // components x ${NR} vectors of the tile row in registers.  r_bk = R[b * rb + k * rk] (rows
-// layout: rb = MP, rk = 1; columns layout: rb = 1, rk = B).  aN [M], aZ [M][ZW].
+// layout: rb = MP, rk = 1; columns layout: rb = 1, rk = B); n: the block's N_k (from counts_*).
+// aN [M], aZ [M][ZW].
 static inline void stats_tile(int64_t k0, int64_t k1, const T* z, int nb, const T* R, int64_t rb,
-                              int64_t rk, double* aN, double* aZ, T* unused) {
-    (void)unused;
+                              int64_t rk, const T* n, double* aN, double* aZ) {
     for (int64_t c0 = k0; c0 < k1; c0 += ${KR}) {
         const int nk = k1 - c0 < ${KR} ? (int)(k1 - c0) : ${KR};
 % for c in range(KR):
         const T* r${c} = R + (size_t)(c0 + (${c} < nk ? ${c} : 0)) * rk;
 % endfor
-        T ${", ".join(f"n{c} = 0" for c in range(KR))};
-        for (int b = 0; b < nb; ++b) { ${" ".join(f"n{c} += r{c}[(size_t)b * rb];" for c in range(KR))} }
-% for c in range(KR):
-        if (${c} < nk) aN[c0 + ${c}] += n${c};
-% endfor
-        if (${" && ".join(f"n{c} == 0" for c in range(KR))}) continue;   // hard assignment: often empty
+        int empty = 1;
+        for (int c = 0; c < nk; ++c) {
+            aN[c0 + c] += n[c0 + c];
+            empty &= n[c0 + c] == 0;
+        }
+        if (empty) continue;                   // hard assignment: often empty
 % for p in L.stats_panels:
 <%k:rank1 rows="${KR}" vecs="${p.nv}" n="nb" i="b" a="${lambda r, i: f'r{r}[(size_t){i} * rb]'}" b="${lambda i, v, p=p: f'z + (size_t){i} * ZW + {(p.v0 + v) * L.lanes}'}">
 % for c in range(KR):
@@ -39,17 +58,17 @@ static inline void stats_tile(int64_t k0, int64_t k1, const T* z, int nb, const 
 <% SR = L.s2_rows %>\
 // For each component k of [k0, k1): N_k, S1_k += sum_b r_bk x_b and the upper triangle of
 // S2_k += sum_b (r_bk x_b) x_b^T, ${SR} rows x one vector of columns in registers (a panel of
-// columns needs rows only down to its last column).  R rows layout [nb][MP]; aN [M],
-// aS1 [M][DP], aS2 [M][D][DP]; rx: scratch [nb + ${SR}][DP] (a row tile reads up to ${SR}
-// entries past its last row; their sums are dropped).
-static inline void stats_tile(int64_t k0, int64_t k1, const T* z, int nb, const T* R, int64_t MP,
-                              double* aN, double* aS1, double* aS2, T* rx) {
+// columns needs rows only down to its last column).  r_bk = R[b * rb + k * rk] (rows or
+// columns layout); aN [M], aS1 [M][DP], aS2 [M][D][DP]; rx: scratch [nb + ${SR}][DP] (a row
+// tile reads up to ${SR} entries past its last row; their sums are dropped).
+static inline void stats_tile(int64_t k0, int64_t k1, const T* z, int nb, const T* R, int64_t rb,
+                              int64_t rk, double* aN, double* aS1, double* aS2, T* rx) {
     for (int64_t c = k0; c < k1; ++c) {
         T nk = 0;
         vT s1[DP / VW];
         for (int v = 0; v < DP / VW; ++v) s1[v] = vzero();
         for (int b = 0; b < nb; ++b) {
-            const T r = R[(size_t)b * MP + c];
+            const T r = R[(size_t)b * rb + (size_t)c * rk];
             nk += r;
             for (int v = 0; v < DP / VW; ++v) {
                 const vT y = r * vload(z + (size_t)b * ZW + v * VW);
