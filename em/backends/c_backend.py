@@ -60,8 +60,8 @@ def variants(D: int, cvtype: str, dtype: str, target: tg.Target) -> list[dict]:
             out += [dict(name=f"kv_s128_w{vb}", layout="kvec", parallel="samples", block=128, **w),
                     dict(name=f"nv_s256_w{vb}", layout="nvec", parallel="samples", block=256, **w)]
         else:
-            out += [dict(name=f"g_s128_w{vb}", layout="gemm", parallel="samples", block=128, **w),
-                    dict(name=f"gc_s256_w{vb}", layout="gcol", parallel="samples", block=256, **w),
+            out += [dict(name=f"gc_s256_w{vb}", layout="gcol", parallel="samples", block=256, **w),
+                    dict(name=f"g_s128_w{vb}", layout="gemm", parallel="samples", block=128, **w),
                     dict(name=f"g_c256_w{vb}", layout="gemm", parallel="components", block=256,
                          sub=16, **w)]
     return out
