@@ -3,6 +3,7 @@ scikit-learn's GaussianMixture and TorchGMM (CPU), in the same run, as one table
 
     python benchmarks/bench_em.py                      # N=200k, D=39, M=64, diag and full, float32
     python benchmarks/bench_em.py --march haswell      # the AVX2 code path (EM_MARCH) on this CPU
+    python benchmarks/bench_em.py --backends c --peers ""   # only the C backend
     python benchmarks/bench_em.py --N 20000 --sweep    # also a sweep over M and D
 
 Per-iteration times are differences, (t(k+1 iterations) - t(1 iteration)) / k, so set-up,
@@ -162,14 +163,19 @@ def main(argv=None):
     p.add_argument("--iters", type=int, default=2, help="timed iterations per measurement")
     p.add_argument("--cvtype", choices=["diag", "full", "both"], default="both")
     p.add_argument("--march", help="compile for this -march instead of native (sets EM_MARCH)")
-    p.add_argument("--peers", default="numpy,sklearn,torchgmm",
-                   help="comma-separated others to time (numpy backend, sklearn, torchgmm)")
+    p.add_argument("--backends", default=None,
+                   help="comma-separated em backends (default: every backend that loads here)")
+    p.add_argument("--peers", default="sklearn,torchgmm",
+                   help="comma-separated other libraries to time in the same run")
     p.add_argument("--sweep", action="store_true", help="also sweep M and D")
     a = p.parse_args(argv)
     if a.march:
         os.environ["EM_MARCH"] = a.march
+    from em import backends
     from em.specializer import compile as cc, target as tg
 
+    names = a.backends.split(",") if a.backends else \
+        [n for n, why in backends.status().items() if why is None]
     peers = [x for x in a.peers.split(",") if x]
     if "torchgmm" in peers:
         try:
@@ -183,7 +189,7 @@ def main(argv=None):
     print(f"target: {t.describe()}")
     print(f"numpy float32 matmul (sgemm) {peak:.1f} GFLOP/s (this run)")
     cvtypes = ["diag", "full"] if a.cvtype == "both" else [a.cvtype]
-    for cv in cvtypes:
+    for cv in cvtypes if "c" in names else []:
         cold, warm = compile_times(a.D, cv)
         print(f"c backend, {cv} D={a.D} (any M): first compile {cold:.2f} s, "
               f"cached load in a new process {warm * 1e3:.1f} ms")
@@ -196,9 +202,10 @@ def main(argv=None):
         for cv in cvtypes:
             X, params = problem(N, D, M, cv)
             flops = model_flops(N, D, M, cv)
-            rows = c_rows(X, params, cv, a.iters)
-            if "numpy" in peers:
-                rows.append(("numpy", time_em("numpy", X, params, cv, a.iters)))
+            rows = []
+            for name in names:
+                rows += c_rows(X, params, cv, a.iters) if name == "c" else \
+                    [(name, time_em(name, X, params, cv, a.iters))]
             ref = time_sklearn(X, params, cv, a.iters) if "sklearn" in peers else None
             if ref is not None:
                 rows.append(("scikit-learn", ref))

@@ -33,4 +33,4 @@ compute-sanitizer --tool memcheck --error-exitcode 1 --target-processes all \
 
 echo "== benchmark (N=1M, D=39, M=64; scikit-learn and the C backend on this machine's CPU)"
 python3 benchmarks/bench_em.py --N 1000000 --iters 3
-python3 benchmarks/bench_em.py --N 20000 --M 5 --D 19 --iters 5 --backends cuda,c --no-sklearn
+python3 benchmarks/bench_em.py --N 20000 --M 5 --D 19 --iters 5 --backends cuda,c --peers ""
