@@ -112,6 +112,9 @@ def test_tiles_fit_the_registers(registers, vbytes, dtype, D):
         rows, nv = L.stats_tile
         assert rows * nv + nv + 1 <= budget and rows <= 6
         assert L.gemm_rows + 2 <= budget and L.s2_rows + 2 <= budget
+        assert L.s2_cols_tile ** 2 + 2 * L.s2_cols_tile <= budget
+        cols, svecs = L.gcol_tile
+        assert cols * svecs + svecs + 1 <= budget and svecs in (2, 4)
         # panels cover the row once, in order
         for panels, total in ((L.stats_panels, L.ZW // L.lanes), (L.gemm_panels, L.NV)):
             assert [p.v0 for p in panels] == list(np.cumsum([0] + [p.nv for p in panels])[:-1])
@@ -128,6 +131,24 @@ def test_rank1_tile_choices():
     assert rows * v >= 24 and rows * v + v + 1 <= 32 - lay.SPARE
     assert lay.rank1_tile(16, 1) == (8, 1)                   # a one-vector row
     assert lay.pad(39, 8) == 40 and lay.pad(40, 8) == 40
+
+
+@pytest.mark.parametrize("lanes", [2, 4, 8, 16])
+def test_butterfly_sums_every_vector_once(lanes):
+    rng = np.random.default_rng(lanes)
+    for n in range(1, lanes + 1):
+        bf = lay.butterfly(lanes, n)
+        vecs = {i: rng.normal(size=lanes) for i in range(n)}
+        for level in bf.steps:
+            for a, b, out, lo, hi in level:
+                both = np.concatenate([vecs[a], np.zeros(lanes) if b is None else vecs[b]])
+                vecs[out] = both[list(lo)] + both[list(hi)]
+        owners = [o for o in bf.owner if o is not None]
+        assert sorted(owners) == list(range(n))
+        for lane, o in enumerate(bf.owner):
+            if o is not None:
+                assert vecs[bf.result][lane] == pytest.approx(vecs[o].sum())
+        assert sum(len(level) for level in bf.steps) <= lanes - 1 + lanes.bit_length()
 
 
 # -- argument lists declared once -------------------------------------------------------------

@@ -44,9 +44,10 @@ def variants(D: int, cvtype: str, dtype: str, target: tg.Target) -> list[dict]:
 
     diag layouts: ``kv`` scores a few samples at a time with components in the vector lanes,
     ``nv`` one component at a time with samples in the lanes (no horizontal reductions: the
-    choice for small M).  full: ``g``, register-blocked GEMMs for (x - mu) U and S2 (samples
-    broadcast, columns in lanes), ``gc`` (x - mu) U with samples in lanes, exact over the
-    triangle of U.  ``_s``:
+    choice for small M).  full: ``gt``, samples in lanes, exact over the triangle: (x - mu) U
+    with entries of U broadcast, S2 in square tiles summed across lanes once per block; ``g``,
+    register-blocked GEMMs with samples broadcast and columns in lanes (the triangle's diagonal
+    blocks and the padding columns are done in full).  ``_s``:
     threads take whole blocks and keep private accumulators; ``_c``: threads score a block
     together, then split its components (one shared set of accumulators: for large M x D x D;
     diag accumulators are small enough to keep per thread up to M ~ 1e5, and splitting
@@ -60,7 +61,7 @@ def variants(D: int, cvtype: str, dtype: str, target: tg.Target) -> list[dict]:
             out += [dict(name=f"kv_s128_w{vb}", layout="kvec", parallel="samples", block=128, **w),
                     dict(name=f"nv_s256_w{vb}", layout="nvec", parallel="samples", block=256, **w)]
         else:
-            out += [dict(name=f"gc_s256_w{vb}", layout="gcol", parallel="samples", block=256, **w),
+            out += [dict(name=f"gt_s512_w{vb}", layout="gcol", parallel="samples", block=512, **w),
                     dict(name=f"g_s128_w{vb}", layout="gemm", parallel="samples", block=128, **w),
                     dict(name=f"g_c256_w{vb}", layout="gemm", parallel="components", block=256,
                          sub=16, **w)]

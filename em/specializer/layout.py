@@ -139,6 +139,12 @@ class Layout:
         return min(8, (self.registers - SPARE - 1 - vecs) // vecs), vecs
 
     @cached_property
+    def s2_cols_tile(self) -> int:
+        """Side of the square tiles of S2 entries with samples in lanes: I*I accumulators and
+        I + I operands per step fit the registers (4 with 32 registers, 3 with 16)."""
+        return max(i for i in range(1, 9) if i * i + 2 * i <= self.registers - SPARE)
+
+    @cached_property
     def s2_rows(self) -> int:
         """Rows of S2 per tile of its (one vector wide) panels: a whole vector's worth, so row
         tiles end where the triangle's panels do, and at least 8 accumulators."""
@@ -161,3 +167,46 @@ class Layout:
     @property
     def gemm_panels(self) -> list[Panel]:
         return self.panels(self.NV, 1, triangular=True)
+
+
+@dataclass(frozen=True)
+class Butterfly:
+    """Lane sums of up to ``lanes`` vectors at once: ``steps`` fold pairs of vectors with two
+    two-input shuffles and an add each (~3 operations per vector, against a shuffle tree per
+    vector); lane l of the result holds the sum of vector ``owner[l]`` (None: padding)."""
+
+    steps: tuple          # per level: tuple of (a, b, out, lo mask, hi mask); a/b: index or None
+    owner: tuple
+    result: int           # index of the vector holding the sums
+
+
+def butterfly(lanes: int, n: int) -> Butterfly:
+    """Plan the fold of vectors 0..n-1 (n <= lanes); new vectors are numbered from n on."""
+    assert 1 <= n <= lanes and lanes & (lanes - 1) == 0
+    owners = {i: [i] * lanes for i in range(n)}       # vector -> owner of each lane
+    live = list(range(n))
+    nxt, steps, h = n, [], lanes // 2
+    while h >= 1:
+        level, out = [], []
+        for p in range(0, len(live), 2):
+            a = live[p]
+            b = live[p + 1] if p + 1 < len(live) else None
+            lo, hi, own = [], [], []
+            for l in range(lanes):
+                block, pos = divmod(l, 2 * h)
+                if pos < h:                      # a's partial sums
+                    lo.append(block * 2 * h + pos)
+                    hi.append(block * 2 * h + pos + h)
+                    own.append(owners[a][block * 2 * h + pos])
+                else:                            # b's (or padding)
+                    lo.append(lanes + block * 2 * h + pos - h)
+                    hi.append(lanes + block * 2 * h + pos)
+                    own.append(None if b is None else owners[b][block * 2 * h + pos - h])
+            owners[nxt] = own
+            level.append((a, b, nxt, tuple(lo), tuple(hi)))
+            out.append(nxt)
+            nxt += 1
+        steps.append(tuple(level))
+        live, h = out, h // 2
+    assert len(live) == 1
+    return Butterfly(tuple(steps), tuple(owners[live[0]]), live[0])

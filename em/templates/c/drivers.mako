@@ -13,8 +13,8 @@
 struct Work {
     T* z;           // [B][ZW] centred tile
     T* lr;          // rows [B][MP] or columns [M][B]
-    T* xt;          // [DP][B] the tile transposed (samples in lanes)
-    T* aux;         // [B + 16][DP] scratch: x - mu, or r * x
+    T* xt;          // [DP + 8][B] the tile transposed (samples in lanes); rows past D zero
+    T* aux;         // [B + 16][DP] or [DP + 8][B] scratch: x - mu, or r * x
     T* q;           // [B] scratch: sums of squares
     T* n;           // [MP] N_k of a block
     double* aN;     // [M]
@@ -37,8 +37,10 @@ static int work_alloc(Work* w, const Form* f, int B, int accumulators) {
     memset(w, 0, sizeof *w);
     w->z = em_alloc((size_t)B * ZW);
     w->lr = em_alloc((size_t)B * f->MP);
-    w->xt = em_alloc((size_t)DP * B);
-    w->aux = em_alloc((size_t)(B + 16) * DP);   // tiles read up to 16 rows past a block
+    w->xt = em_alloc((size_t)(DP + 8) * B);
+    // tiles read up to 16 rows past a block, or 8 past the features
+    w->aux = em_alloc((size_t)(B + 16) * DP > (size_t)(DP + 8) * B ? (size_t)(B + 16) * DP
+                                                                  : (size_t)(DP + 8) * B);
     w->q = em_alloc(B);
     w->n = em_alloc(f->MP);
     int ok = w->z && w->lr && w->xt && w->aux && w->q && w->n;
@@ -140,6 +142,8 @@ static inline void block_stats_${lay}(const Form* f, int64_t k0, int64_t k1, int
     counts_cols(data->lr, f->M, B, nb, acc->n);
 % endif
     stats_tile(k0, k1, data->z, nb, data->lr, ${"f->MP, 1" if rows else "1, B"}, acc->n, acc->aN, acc->aS1);
+% elif lay == "gcol":
+    stats_tri(k0, k1, data->xt, B, nb, data->lr, acc->aN, acc->aS1, acc->aS2, scratch);
 % else:
     stats_tile(k0, k1, data->z, nb, data->lr, ${"f->MP, 1" if rows else "1, B"}, acc->aN, acc->aS1, acc->aS2, scratch);
 % endif

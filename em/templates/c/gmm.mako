@@ -61,7 +61,7 @@ namespace w${vb} {
 <%include file="form.mako" args="L=L"/>
 <%include file="rows.mako" args="L=L"/>
 <%include file="logrho_${cvtype}.mako" args="L=L, layouts={v['layout'] for v in variants if v['vbytes'] == vb}"/>
-<%include file="stats.mako" args="L=L"/>
+<%include file="stats.mako" args="L=L, layouts={v['layout'] for v in variants if v['vbytes'] == vb}"/>
 <%include file="drivers.mako" args="L=L, variants=[v for v in variants if v['vbytes'] == vb]"/>
 }  // namespace w${vb}
 % endfor

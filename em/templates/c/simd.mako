@@ -14,8 +14,10 @@ static inline vT vzero() { return (vT){}; }
 static inline vT vmaxv(vT a, vT b) { return a > b ? a : b; }
 #ifdef __clang__
 #define EM_SHUFFLE(v, ...) __builtin_shufflevector(v, v, __VA_ARGS__)
+#define EM_SHUFFLE2(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
 #else
 #define EM_SHUFFLE(v, ...) __builtin_shuffle(v, (vI){__VA_ARGS__})
+#define EM_SHUFFLE2(a, b, ...) __builtin_shuffle(a, b, (vI){__VA_ARGS__})
 #endif
 // horizontal sum / max as a tree of shuffles (a scalar loop over lanes is a dependency chain)
 static inline T vsum(vT v) {
@@ -101,3 +103,4 @@ static inline vT em_vlog(vT x) {                       // double: libm, lane by 
     return x;
 }
 % endif
+

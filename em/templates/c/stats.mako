@@ -1,7 +1,8 @@
 ## Sufficient statistics of a tile from its responsibilities R, summed over the tile in T and
 ## added to double accumulators once per tile.
-<%page args="L"/>\
+<%page args="L, layouts"/>\
 <%namespace name="k" file="rank1.mako"/>\
+<%namespace name="lanes" file="lanes.mako"/>\
 % if L.cvtype == "diag":
 <% KR, NR = L.stats_tile %>\
 // N_k over a block, n [MP]: sums of the rows of R [nb][MP] (vertical adds), or of each row of
@@ -91,6 +92,72 @@ static inline void stats_tile(int64_t k0, int64_t k1, const T* z, int nb, const 
 </%k:rank1>
             }
         }
+    }
+}
+% endif
+% if "gcol" in layouts:
+<%
+    I = L.s2_cols_tile
+    accs = [f"a{a}_{b}" for a in range(I) for b in range(I)]
+    VW = L.lanes
+%>\
+
+// For each component k of [k0, k1), samples in lanes: N_k, S1_k and the upper triangle of
+// S2_k = sum_b (r_bk x_b) x_b^T, exact over the triangle: tiles of ${I} x ${I} entries whose
+// accumulators run along the samples and are summed across lanes once per block.  R columns
+// layout [M][B]; xt [DP + 8][B] (rows past D are zero); rxt: scratch [DP + 8][B].
+static inline void stats_tri(int64_t k0, int64_t k1, const T* xt, int B, int nb, const T* R,
+                             double* aN, double* aS1, double* aS2, T* rxt) {
+    const int nsv = (nb + VW - 1) / VW;
+    T sums[${max(len(accs), VW)}];
+    for (int64_t c = k0; c < k1; ++c) {
+        const T* r = R + (size_t)c * B;
+        vT nv = vzero();
+        for (int s = 0; s < nsv; ++s) nv += vload(r + s * VW);
+        const T nk = vsum(nv);
+        aN[c] += nk;
+        if (nk == 0) continue;                 // hard assignment leaves most components empty
+        for (int i0 = 0; i0 < D; i0 += VW) {   // r x for every feature, and S1 from it
+            vT s1[VW];
+            for (int t = 0; t < VW; ++t) {
+                const size_t row = (size_t)(i0 + t) * B;
+                vT acc = vzero();
+                for (int s = 0; s < nsv; ++s) {
+                    const vT y = vload(r + s * VW) * vload(xt + row + s * VW);
+                    vstore(rxt + row + s * VW, y);
+                    acc += y;
+                }
+                s1[t] = acc;
+            }
+${lanes.lane_sums(VW, [f"s1[{t}]" for t in range(VW)], "sums")}\
+            for (int t = 0; t < VW && i0 + t < D; ++t) aS1[(size_t)c * DP + i0 + t] += sums[t];
+        }
+        double* out = aS2 + (size_t)c * D * DP;
+        for (int ti = 0; ti < D; ti += ${I})
+            for (int tj = ti; tj < D; tj += ${I}) {
+                vT ${", ".join(accs)};
+                ${" ".join(f"{a} = vzero();" for a in accs)}
+                for (int s = 0; s < nsv; ++s) {
+% for a in range(I):
+                    const vT p${a} = vload(rxt + (size_t)(ti + ${a}) * B + s * VW);
+% endfor
+% for b in range(I):
+                    const vT q${b} = vload(xt + (size_t)(tj + ${b}) * B + s * VW);
+% endfor
+% for a in range(I):
+                    ${" ".join(f"a{a}_{b} += p{a} * q{b};" for b in range(I))}
+% endfor
+                }
+% for g in range(0, len(accs), VW):
+${lanes.lane_sums(VW, accs[g:g + VW], f"(sums + {g})")}\
+% endfor
+% for a in range(I):
+% for b in range(I):
+                if (ti + ${a} < D && tj + ${b} < D && tj + ${b} >= ti + ${a})
+                    out[(size_t)(ti + ${a}) * DP + tj + ${b}] += sums[${a * I + b}];
+% endfor
+% endfor
+            }
     }
 }
 % endif
