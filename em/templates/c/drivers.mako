@@ -115,7 +115,7 @@ static inline void block_logrho_${lay}(const Form* f, const T* X, int64_t n0, in
 static inline double block_resp_${lay}(const Form* f, int nb, int B, const double* wt, int hard, Work* w) {
 % if rows:
     (void)B;
-    return resp_rows(w->lr, f->M, f->MP, nb, wt, hard);
+    return resp_rows(w->lr, f->MP, nb, wt, hard);
 % else:
     return resp_cols(w->lr, f->M, B, nb, wt, hard);
 % endif
@@ -237,7 +237,7 @@ ${prologue(v["parallel"] == "samples")}\
 % else:
                 logrho_gemm(&f, zs, ns, lrs, scratch);
 % endif
-                ll[t] += resp_rows(lrs, M, f.MP, ns, weight ? weight + n0 + s0 : 0, hard);
+                ll[t] += resp_rows(lrs, f.MP, ns, weight ? weight + n0 + s0 : 0, hard);
             }
 #pragma omp for schedule(dynamic, 1)
             for (int64_t g = 0; g < groups; ++g) {

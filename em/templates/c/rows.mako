@@ -9,9 +9,25 @@ static inline T row_max(const T* r, int64_t MP) {
     return vmax(m);
 }
 
-static inline int64_t row_argmax(const T* r, int64_t M, T mx) {
-    for (int64_t k = 0; k < M; ++k) if (r[k] == mx) return k;
-    return 0;
+// the largest entry of a row and the first component reaching it (per-lane running maxima
+// and their indices, then one pass over the lanes)
+static inline T row_max_arg(const T* r, int64_t MP, int64_t* arg) {
+    vT m = vload(r);
+    vI lane;
+    for (int l = 0; l < VW; ++l) lane[l] = l;
+    vI idx = lane;
+    for (int64_t c = VW; c < MP; c += VW) {
+        const vT v = vload(r + c);
+        const vI gt = v > m;
+        m = gt ? v : m;
+        idx = gt ? lane + (iT)c : idx;
+    }
+    T best = m[0];
+    int64_t at = idx[0];
+    for (int l = 1; l < VW; ++l)
+        if (m[l] > best || (m[l] == best && idx[l] < at)) { best = m[l]; at = idx[l]; }
+    *arg = at;
+    return best;
 }
 
 // sum_k exp(r_k - mx); with store, r_k becomes exp(r_k - mx)
@@ -43,14 +59,14 @@ static inline int row_block_logsum(T* lr, int64_t MP, int b0, int nb, int store,
 
 // Rows of log rho -> responsibilities (times the sample weight) in place; returns the weighted
 // log-likelihood of the rows.  hard: one-hot at the argmax, classification likelihood.
-static inline double resp_rows(T* lr, int64_t M, int64_t MP, int nb, const double* w, int hard) {
+static inline double resp_rows(T* lr, int64_t MP, int nb, const double* w, int hard) {
     double ll = 0.0;
     if (hard) {
         for (int b = 0; b < nb; ++b) {
             T* r = lr + (size_t)b * MP;
-            const T mx = row_max(r, MP);
+            int64_t arg;
+            const T mx = row_max_arg(r, MP, &arg);
             const T wb = w ? (T)w[b] : (T)1;
-            const int64_t arg = row_argmax(r, M, mx);
             ll += (double)wb * (double)mx;
             memset(r, 0, sizeof(T) * MP);
             r[arg] = wb;
@@ -78,7 +94,7 @@ static inline void score_rows(T* lr, int64_t M, int64_t MP, int nb, int64_t n0, 
     if (mode == 2) {
         for (int b = 0; b < nb; ++b) {
             const T* r = lr + (size_t)b * MP;
-            out_arg[n0 + b] = row_argmax(r, M, row_max(r, MP));
+            row_max_arg(r, MP, out_arg + n0 + b);
         }
         return;
     }

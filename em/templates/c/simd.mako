@@ -7,7 +7,8 @@
 %>\
 enum { VW = ${VW}, DP = ${L.DP}, ZW = ${L.ZW} };   // lanes; padded features; tile row width
 typedef T vT __attribute__((vector_size(${L.vector_bytes})));
-typedef ${IT} vI __attribute__((vector_size(${L.vector_bytes})));   // same-width integers
+typedef ${IT} iT;                                                  // an integer as wide as T
+typedef iT vI __attribute__((vector_size(${L.vector_bytes})));     // same-width integers
 static inline vT vload(const T* p) { vT v; memcpy(&v, p, sizeof v); return v; }
 static inline void vstore(T* p, vT v) { memcpy(p, &v, sizeof v); }
 static inline vT vzero() { return (vT){}; }
