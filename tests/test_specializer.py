@@ -110,7 +110,8 @@ def test_concurrent_builds_of_the_same_kernel(tmp_path):
     assert len(libs) == 1, libs
     assert {r["path"] for r in results} == {str(libs[0])}
     assert sum(r["compiled"] for r in results) == 1, [r["compiled"] for r in results]
-    assert sorted(p.name for p in libs[0].parent.iterdir()) == ["kernel.cpp", "kernel.so"]
+    assert sorted(p.name for p in libs[0].parent.iterdir()) == ["kernel.cpp", "kernel.json",
+                                                                 "kernel.so"]
     first = results[0]
     for r in results[1:]:
         for key in ("ll", "N", "S1", "S2", "lls"):
@@ -195,7 +196,7 @@ def test_compile_failure_degrades_to_numpy(monkeypatch, cv):
     ref = ORACLE.fused_stats(ref_prep, form)
     for got in results:
         assert got.loglik == ref.loglik
-        for name in ("N", "S1", "S2", "center"):
+        for name in ("N", "S1", "S2", "shift"):
             np.testing.assert_array_equal(getattr(got, name), getattr(ref, name))
     ref_hard = ORACLE.fused_stats(ref_prep, form, hard=True)
     assert hard.loglik == ref_hard.loglik

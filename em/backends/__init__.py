@@ -63,10 +63,21 @@ def status() -> dict[str, str | None]:
     return out
 
 
+# backends whose absence is the normal case ('auto' skips them without a word; info says why)
+EXPECTED_MISSING = {"cuda"}
+
+
+def _warn_once(name: str, message: str) -> None:
+    if name not in _WARNED:
+        _WARNED.add(name)
+        warnings.warn(message, RuntimeWarning, stacklevel=4)
+
+
 def get_backend(name: "str | Backend | None" = "auto") -> Backend:
     """The backend called ``name``; ``'auto'``/None picks the best one that loads.
 
-    A named backend that cannot load here warns once and falls back as ``'auto'`` would.
+    A named backend that cannot load here warns once and falls back as ``'auto'`` would; so
+    does ``'auto'`` when it has to pass over the C backend (no compiler, unusable cache, ...).
     A :class:`Backend` instance (e.g. ``CBackend(threads=1)``) is returned as it is.
     """
     if isinstance(name, Backend):
@@ -80,15 +91,14 @@ def get_backend(name: "str | Backend | None" = "auto") -> Backend:
         try:
             return _load(name)
         except BackendUnavailable as exc:
-            if name not in _WARNED:
-                _WARNED.add(name)
-                warnings.warn(f"em: backend {name!r} unavailable ({exc}); falling back",
-                              RuntimeWarning, stacklevel=3)
+            _warn_once(name, f"em: backend {name!r} unavailable ({exc}); falling back")
     for candidate in _LOADERS:
         try:
             return _load(candidate)
-        except BackendUnavailable:
-            continue
+        except BackendUnavailable as exc:
+            if candidate not in EXPECTED_MISSING:
+                _warn_once(candidate, f"em: backend {candidate!r} unavailable ({exc}); "
+                                      "using the next one")
     raise BackendUnavailable("no backend loads")  # numpy always loads; kept for clarity
 
 

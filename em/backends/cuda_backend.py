@@ -46,14 +46,16 @@ def stats_entries(D: int, cvtype: str) -> int:
 
 
 def host_form(form: ScoringForm, center: np.ndarray, dtype) -> tuple:
-    """(c, mu, P, lc) in the data's dtype, as the kernels read them (see the template)."""
-    mu = form.means - center
+    """(c, mu, P, lc, sh) in the data's dtype, as the kernels read them (see the template);
+    the statistics come back about c + sh (each component's mean as the kernels round it)."""
+    sh = form.means - center
     if form.cvtype == "diag":
         sp = np.sqrt(form.prec)
-        mu, P = mu * sp, sp
+        mu, P = sh * sp, sp
     else:
-        P = form.prec
-    return tuple(np.ascontiguousarray(a, dtype=dtype) for a in (center, mu, P, form.log_const))
+        mu, P = sh, form.prec
+    return tuple(np.ascontiguousarray(a, dtype=dtype)
+                 for a in (center, mu, P, form.log_const, sh))
 
 
 class CudaBackend(Backend):
@@ -149,7 +151,8 @@ class CudaBackend(Backend):
         if mod is None:
             fb = self._fallback()
             return fb.fused_stats(fb.prepare(prep.X, prep.weight), form, hard)
-        c, mu, P, lc = (self._ga.to_gpu(a) for a in host_form(form, prep.center, dtype))
+        host = host_form(form, prep.center, dtype)
+        c, mu, P, lc, sh = (self._ga.to_gpu(a) for a in host)
         E = stats_entries(D, form.cvtype)
         w = prep.extra["w"]
 
@@ -169,8 +172,8 @@ class CudaBackend(Backend):
                                          grid=self._grid(n, B))
                 slices = 1 if v["stats"] == "owner" else v["split"]
                 mod["fn"]["stats", name](X.gpudata, np.int64(off), np.int32(n), np.int32(M),
-                                         c.gpudata, R.gpudata, acc.gpudata, block=(B, 1, 1),
-                                         grid=(int(-(-E // B)), M, slices))
+                                         c.gpudata, sh.gpudata, R.gpudata, acc.gpudata,
+                                         block=(B, 1, 1), grid=(int(-(-E // B)), M, slices))
                 total += float(self._ga.sum(ll).get())
             return total, acc.get()
 
@@ -178,7 +181,7 @@ class CudaBackend(Backend):
         total, acc = run(name)
         S2 = acc[:, 1 + D:].reshape((M, D) if form.cvtype == "diag" else (M, D, D))
         return Stats(total, acc[:, 0].copy(), acc[:, 1:1 + D].copy(), S2.copy(),
-                     prep.center.copy())
+                     prep.center + host[4].astype(np.float64))
 
     def _score(self, prep: Prepared, form: ScoringForm, mode: str):
         M, D, dtype = form.M, form.D, prep.X.dtype
@@ -191,7 +194,7 @@ class CudaBackend(Backend):
             if mode == "logpost":
                 return (*fb.log_posteriors(fprep, form), None)
             return fb.loglik(fprep, form), None, None
-        c, mu, P, lc = (self._ga.to_gpu(a) for a in host_form(form, prep.center, dtype))
+        c, mu, P, lc, _ = (self._ga.to_gpu(a) for a in host_form(form, prep.center, dtype))
 
         def run(name, rows=None, mode=mode):
             B = mod["variants"][name]["block"]

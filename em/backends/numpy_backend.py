@@ -1,7 +1,8 @@
 """The numpy reference backend: the oracle every compiled backend is tested against.
 
-Clear rather than fast.  Data is visited in chunks of rows, each converted to float64 and
-centred, so memory stays O(chunk x max(M, D)) and no N x M x D temporary exists.
+Clear rather than fast.  Data is visited in chunks of rows, each converted to float64, so memory
+stays O(chunk x max(M, D)) and no N x M x D temporary exists.  Each component's moments are
+taken about its own current mean (x - mu_k, as scikit-learn does), so they never cancel.
 """
 from __future__ import annotations
 
@@ -37,7 +38,6 @@ class NumpyBackend(Backend):
         S2 = np.zeros((M, D) if form.cvtype == "diag" else (M, D, D))
         loglik = 0.0
         for sl, x, log_rho in self._chunks(prep, form):
-            xc = x - prep.center                   # second moments about the data centre
             if hard:
                 best = log_rho.argmax(axis=1)
                 ll = log_rho[np.arange(len(best)), best]
@@ -53,13 +53,12 @@ class NumpyBackend(Backend):
             else:
                 loglik += float(ll.sum())
             N += resp.sum(axis=0)
-            S1 += resp.T @ xc
-            if form.cvtype == "diag":
-                S2 += resp.T @ (xc * xc)
-            else:
-                for k in range(M):
-                    S2[k] += (xc * resp[:, k:k + 1]).T @ xc
-        return Stats(loglik, N, S1, S2, prep.center.copy())
+            for k in range(M):
+                u = x - form.means[k]
+                ru = u * resp[:, k:k + 1]
+                S1[k] += ru.sum(axis=0)
+                S2[k] += (ru * u).sum(axis=0) if form.cvtype == "diag" else ru.T @ u
+        return Stats(loglik, N, S1, S2, form.means.copy())
 
     def loglik(self, prep: Prepared, form: ScoringForm) -> np.ndarray:
         out = np.empty(prep.N)

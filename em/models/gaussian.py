@@ -6,8 +6,11 @@ the kernel contract of DESIGN.md:
 * :class:`ScoringForm` -- what a backend needs to evaluate
   ``log rho_nk = log_const_k - 1/2 (x_n - mu_k)^T P_k (x_n - mu_k)``.
 * :class:`Stats` -- what one fused pass returns: total log-likelihood and the sufficient
-  statistics N_k, S1_k, S2_k, all accumulated in float64 about the data's centre ``c``
-  (``S1_k = sum_n r_nk (x_n - c)``, ``S2_k = sum_n r_nk (x_n - c)(x_n - c)^T`` or its diagonal).
+  statistics N_k, S1_k, S2_k, accumulated in float64 about a shift s_k per component
+  (``S1_k = sum_n r_nk (x_n - s_k)``, ``S2_k = sum_n r_nk (x_n - s_k)(x_n - s_k)^T`` or its
+  diagonal).  A shift near the component's mean keeps S2_k / N_k - d d^T from cancelling however
+  far apart the components lie; backends use the current means (or the data centre where
+  that is exact enough, see ``em.backends.c_backend``).
 """
 from __future__ import annotations
 
@@ -61,13 +64,27 @@ class ScoringForm:
 
 @dataclass
 class Stats:
-    """Result of one fused pass (float64).  ``S2`` is (M, D) for diag, (M, D, D) for full."""
+    """Result of one fused pass (float64).  ``S2`` is (M, D) for diag, (M, D, D) for full;
+    ``shift`` (M, D) is the point each component's S1 and S2 are taken about."""
 
     loglik: float
     N: np.ndarray
     S1: np.ndarray
     S2: np.ndarray
-    center: np.ndarray
+    shift: np.ndarray
+
+    def about(self, shift: np.ndarray) -> "Stats":
+        """The same statistics about other shifts (M, D) (exact algebra in float64; cancels if
+        the new shifts are far from the old ones relative to the spread)."""
+        h = self.shift - shift                      # x - new = (x - old) + h
+        N, S1, S2 = self.N, self.S1, self.S2
+        S1n = S1 + N[:, None] * h
+        if S2.ndim == 2:
+            S2n = S2 + 2 * S1 * h + N[:, None] * h * h
+        else:
+            S2n = (S2 + S1[:, :, None] * h[:, None, :] + h[:, :, None] * S1[:, None, :]
+                   + N[:, None, None] * h[:, :, None] * h[:, None, :])
+        return Stats(self.loglik, N, S1n, S2n, np.array(shift, dtype=np.float64))
 
 
 class CovarianceError(ValueError):
@@ -76,15 +93,28 @@ class CovarianceError(ValueError):
 
 def cholesky_lower(covars: np.ndarray, what: str = "covars") -> np.ndarray:
     """Lower Cholesky factors of a stack of covariances, naming the first bad component."""
-    chol = np.empty_like(covars)
+    try:
+        return np.linalg.cholesky(covars)
+    except np.linalg.LinAlgError:
+        pass
     for k, cov in enumerate(covars):
         try:
-            chol[k] = np.linalg.cholesky(cov)
+            np.linalg.cholesky(cov)
         except np.linalg.LinAlgError:
             raise CovarianceError(
                 f"{what}[{k}] is not positive definite; for a trained model increase reg_covar"
             ) from None
-    return chol
+    raise CovarianceError(f"{what} is not positive definite")
+
+
+def _upper_precision_factors(chol: np.ndarray) -> np.ndarray:
+    """U_k = (L_k^-1)^T for lower factors L_k (P = U U^T): one batched inverse for small D
+    (a per-matrix call costs more than the work there), triangular solves for large D."""
+    D = chol.shape[-1]
+    if D <= 64:
+        return np.triu(np.linalg.inv(chol).transpose(0, 2, 1))
+    eye = np.eye(D)
+    return np.stack([solve_triangular(L, eye, lower=True).T for L in chol])
 
 
 def scoring_form(weights, means, covars, cvtype: str) -> ScoringForm:
@@ -100,8 +130,7 @@ def scoring_form(weights, means, covars, cvtype: str) -> ScoringForm:
         half_logdet = 0.5 * np.log(prec).sum(axis=1)
     else:
         chol = cholesky_lower(covars)
-        eye = np.eye(D)
-        prec = np.stack([solve_triangular(L, eye, lower=True).T for L in chol])
+        prec = _upper_precision_factors(chol)
         half_logdet = -np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
     log_const = log_w + half_logdet - 0.5 * D * LOG_2PI
     return ScoringForm(cvtype, np.ascontiguousarray(means, dtype=np.float64),
@@ -119,8 +148,8 @@ def m_step(stats: Stats, cvtype: str, reg_covar: float):
     total = N.sum()
     alive = ~dead_mask(N)
     Nk = np.where(alive, N, 1.0)
-    d = stats.S1 / Nk[:, None]                      # mean offset from the data centre
-    means = stats.center + d
+    d = stats.S1 / Nk[:, None]                      # mean offset from each component's shift
+    means = stats.shift + d
     if cvtype == "diag":
         covars = stats.S2 / Nk[:, None] - d * d + reg_covar
         covars = np.maximum(covars, reg_covar)     # rounding can undercut the regulariser
@@ -129,8 +158,28 @@ def m_step(stats: Stats, cvtype: str, reg_covar: float):
         covars = 0.5 * (covars + covars.transpose(0, 2, 1))
         idx = np.arange(covars.shape[1])
         covars[:, idx, idx] += reg_covar
+        _repair_definiteness(covars, reg_covar)
     weights = N / total
     return weights, means, covars
+
+
+def _repair_definiteness(covars: np.ndarray, reg_covar: float) -> None:
+    """In place: a covariance (+ reg_covar) that rounding left slightly indefinite -- a
+    component with fewer points than dimensions is singular before the regulariser, and float32
+    statistics round at 1e-7 of the data's scale -- gets its negative eigenvalues clipped to 0
+    before reg_covar is added back, as exact arithmetic would have had it."""
+    try:
+        np.linalg.cholesky(covars)
+        return
+    except np.linalg.LinAlgError:
+        pass
+    for k, cov in enumerate(covars):
+        try:
+            np.linalg.cholesky(cov)
+        except np.linalg.LinAlgError:
+            w, V = np.linalg.eigh(cov - reg_covar * np.eye(cov.shape[0]))
+            fixed = (V * np.maximum(w, 0.0)) @ V.T
+            covars[k] = 0.5 * (fixed + fixed.T) + reg_covar * np.eye(cov.shape[0])
 
 
 def dead_mask(N: np.ndarray) -> np.ndarray:
@@ -139,10 +188,9 @@ def dead_mask(N: np.ndarray) -> np.ndarray:
 
 
 def global_moments(stats: Stats, cvtype: str):
-    """Mean and covariance (diag: variances) of the whole data set, from any pass's statistics."""
+    """Mean and covariance (diag: variances) of the whole data set, from any pass's statistics
+    (every component's moments moved to the overall mean, then pooled)."""
     total = stats.N.sum()
-    s1 = stats.S1.sum(axis=0) / total
-    s2 = stats.S2.sum(axis=0) / total
-    if cvtype == "diag":
-        return stats.center + s1, s2 - s1 * s1
-    return stats.center + s1, s2 - np.outer(s1, s1)
+    mean = (stats.N[:, None] * stats.shift + stats.S1).sum(axis=0) / total
+    pooled = stats.about(np.broadcast_to(mean, stats.shift.shape))
+    return mean, pooled.S2.sum(axis=0) / total

@@ -4,8 +4,11 @@ A kernel is cached under ``<cache>/kernels/<hash>/`` where the hash covers the s
 compiler command line, the compiler's version and the CPU (``-march=native`` code is only valid
 on the CPU it was built for).  Several processes may build the same kernel at once: they
 serialise on a per-kernel file lock (released by the OS if a process dies) and the library is
-moved into place atomically, so nobody ever loads a half-written file.  A compile that takes
-more than a second says so on stderr (one line: what, and why).
+moved into place atomically, then its manifest (``kernel.json``: key, SHA-256 of the library,
+compiler, command line) -- so a library is only ever loaded once its checksum matches its
+manifest.  A damaged entry (truncated, overwritten, swapped, unreadable, a file where its folder
+should be, a library that does not load) is removed with one warning and rebuilt.  A compile
+that takes more than a second says so on stderr (one line: what, and why).
 
 OpenMP threads of the kernels spin only briefly (~10 us) before sleeping when idle
 (``GOMP_SPINCOUNT=10000`` unless ``GOMP_SPINCOUNT`` or ``OMP_WAIT_POLICY`` is set; libgomp's
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import json
 import os
 import platform
 import shutil
@@ -25,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from functools import lru_cache
 from pathlib import Path
 
@@ -152,19 +157,72 @@ def _run_all(cmds: list[list[str]]) -> None:
             running = []
 
 
+MANIFEST = "kernel.json"
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _problem(folder: Path, key: str) -> str | None:
+    """None if ``folder`` holds a complete library for ``key``; "absent"; or what is wrong."""
+    lib, manifest = folder / "kernel.so", folder / MANIFEST
+    if not folder.exists():
+        return "absent"
+    if not folder.is_dir():
+        return "a file stands where its folder should be"
+    if not manifest.exists():
+        return "absent" if not lib.exists() else "its manifest is missing"
+    try:
+        record = json.loads(manifest.read_text())
+        if not isinstance(record, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as exc:
+        return f"its manifest is unreadable ({exc})"
+    if record.get("key") != key:
+        return "its manifest belongs to another kernel"
+    try:
+        digest = _digest(lib)
+    except OSError as exc:
+        return f"the library cannot be read ({exc.strerror or exc})"
+    if digest != record.get("sha256"):
+        return "the library does not match its checksum (truncated or overwritten)"
+    return None
+
+
+def _discard(folder: Path, why: str) -> None:
+    """Remove a damaged cache entry, with one warning."""
+    warnings.warn(f"em: cached kernel {folder} is damaged ({why}); rebuilding it",
+                  RuntimeWarning, stacklevel=5)
+    if folder.is_dir() and not folder.is_symlink():
+        shutil.rmtree(folder, ignore_errors=True)
+    else:
+        folder.unlink(missing_ok=True)
+
+
+def _lock(folder: Path) -> FileLock:
+    path = Path(str(folder) + ".lock")
+    if path.is_dir():                              # a folder where the lock file should be
+        shutil.rmtree(path, ignore_errors=True)
+    return FileLock(str(path), timeout=LOCK_TIMEOUT_S)
+
+
 def build(sources: str | list[str], what: str = "a kernel") -> tuple[Path, bool]:
     """Compiled library of one or more translation units (compiled side by side, then linked):
-    (path, whether it was compiled now)."""
+    (path, whether it was compiled now).  A damaged cache entry is rebuilt (one warning)."""
     units = [sources] if isinstance(sources, str) else list(sources)
     key = source_hash(sources)
     folder = kernel_dir() / key
     lib = folder / "kernel.so"
-    if lib.exists():
+    if _problem(folder, key) is None:
         return lib, False
-    folder.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(folder) + ".lock", timeout=LOCK_TIMEOUT_S):
-        if lib.exists():                       # another process built it meanwhile
+    with _lock(folder):
+        problem = _problem(folder, key)
+        if problem is None:                        # another process built it meanwhile
             return lib, False
+        if problem != "absent":
+            _discard(folder, problem)
+        folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=folder) as tmp:
             srcs = [os.path.join(tmp, f"unit{i}.cpp") for i in range(len(units))]
             for path, text in zip(srcs, units):
@@ -181,8 +239,13 @@ def build(sources: str | list[str], what: str = "a kernel") -> tuple[Path, bool]
                     _run_all([[*toolchain()._cmdline(objs, is_object=False), "-o", out]])
             with open(os.path.join(tmp, "kernel.cpp"), "w") as f:
                 f.write(joined(sources))
+            record = {"key": key, "sha256": _digest(Path(out)), "compiler": compiler_id(),
+                      "command": " ".join(command_line("unit.cpp", "kernel.so"))}
+            with open(os.path.join(tmp, MANIFEST), "w") as f:
+                json.dump(record, f)
             os.replace(os.path.join(tmp, "kernel.cpp"), folder / "kernel.cpp")
-            os.replace(out, lib)               # atomic: readers see all or nothing
+            os.replace(out, lib)                   # atomic: readers see all or nothing
+            os.replace(os.path.join(tmp, MANIFEST), folder / MANIFEST)   # last: complete now
     return lib, True
 
 
@@ -196,16 +259,23 @@ def _quiet_openmp() -> None:
 
 
 def load(sources: str | list[str], what: str = "a kernel") -> tuple[ctypes.CDLL, dict]:
-    """Build (or find) and load a library (see :func:`build`); returns it and timing facts."""
+    """Build (or find) and load a library (see :func:`build`); returns it and timing facts.
+    A cached library that the loader rejects is discarded (one warning) and rebuilt once."""
     t0 = time.perf_counter()
-    lib_path, compiled = build(sources, what)
-    t1 = time.perf_counter()
-    key = str(lib_path)
-    if key not in _LOADED:
+    for attempt in (0, 1):
+        lib_path, compiled = build(sources, what)
+        t1 = time.perf_counter()
+        key = str(lib_path)
+        if key in _LOADED:
+            break
         _quiet_openmp()
         try:
             _LOADED[key] = ctypes.CDLL(key)
+            break
         except OSError as exc:
-            raise CompileError(f"cannot load {key}: {exc}") from None
+            if compiled or attempt:
+                raise CompileError(f"cannot load {key}: {exc}") from None
+            with _lock(lib_path.parent):
+                _discard(lib_path.parent, f"the loader rejects it: {exc}")
     return _LOADED[key], {"compiled": compiled, "build_s": t1 - t0,
                           "load_s": time.perf_counter() - t1, "path": key}

@@ -6,31 +6,47 @@ Templates live in ``em/templates/<backend>/<name>.mako``; undefined names are er
 """
 from __future__ import annotations
 
+import shutil
+import warnings
 from functools import lru_cache
 from pathlib import Path
 
 from mako.lookup import TemplateLookup
 
-from em.specializer.cache import cache_dir
+from em.specializer.cache import subdir
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 
 
 @lru_cache(maxsize=None)
-def _lookup() -> TemplateLookup:
+def _lookup(cached: bool = True) -> TemplateLookup:
     # Mako's compiled templates are kept beside the kernels, so a new process skips parsing
-    try:
-        modules = cache_dir() / "mako"
-        modules.mkdir(exist_ok=True)
-    except OSError:                       # unwritable cache: parse templates every time
-        modules = None
+    modules = None
+    if cached:
+        try:
+            modules = str(subdir("mako"))
+        except OSError:                   # unusable cache: parse templates every time
+            pass
     return TemplateLookup(directories=[str(TEMPLATE_DIR)], strict_undefined=True,
-                          module_directory=None if modules is None else str(modules))
+                          module_directory=modules)
 
 
 def render(backend: str, name: str, params: dict) -> str:
-    """Source text of template ``<backend>/<name>.mako`` rendered with ``params``."""
-    return _lookup().get_template(f"{backend}/{name}.mako").render(**params)
+    """Source text of template ``<backend>/<name>.mako`` rendered with ``params``.  Damaged
+    compiled templates in the cache are removed (one warning) and the templates parsed again."""
+    uri = f"{backend}/{name}.mako"
+    lookup = _lookup()
+    if lookup.module_directory is None:
+        return lookup.get_template(uri).render(**params)
+    try:
+        return lookup.get_template(uri).render(**params)
+    except (SyntaxError, ImportError, EOFError, ValueError, AttributeError) as exc:
+        text = _lookup(False).get_template(uri).render(**params)   # raises if ours is wrong
+        warnings.warn(f"em: compiled templates in {lookup.module_directory} are damaged "
+                      f"({type(exc).__name__}); removing them", RuntimeWarning, stacklevel=3)
+        shutil.rmtree(lookup.module_directory, ignore_errors=True)
+        _lookup.cache_clear()
+        return text
 
 
 def templates() -> list[str]:

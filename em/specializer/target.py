@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import subprocess
+import warnings
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
@@ -111,10 +112,12 @@ def _native(cxx: str, compiler: str, cpu: str, march_flag: str) -> Target:
     key = hashlib.sha256("\0".join((compiler, cpu, march_flag)).encode()).hexdigest()[:24]
     path = cache_dir() / "target.json"
     try:
-        known = json.loads(path.read_text())
-        return Target(**known[key])
-    except (OSError, ValueError, KeyError, TypeError):
-        pass                                     # absent or damaged: ask the compiler
+        return Target(**json.loads(path.read_text())[key])
+    except (FileNotFoundError, KeyError):
+        pass                                     # not known yet: ask the compiler
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        warnings.warn(f"em: {path} is damaged ({type(exc).__name__}); asking the compiler "
+                      "again", RuntimeWarning, stacklevel=4)
     target = from_macros(_macros(cxx, march_flag), march_flag)
     try:
         tmp = path.with_suffix(f".tmp{os.getpid()}")

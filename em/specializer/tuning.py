@@ -14,7 +14,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -40,14 +42,35 @@ def problem_key(backend: str, kernel: str, M: int, D: int, cvtype: str, dtype: s
     return f"{backend}/{kernel}/M{bucket}/D{D}/{cvtype}/{dtype}/N1e{magnitude}/{target}/{tag}"
 
 
+_WARNED: set[str] = set()
+
+
 def read(path: Path | None = None) -> dict:
-    """The whole tuning file ({} when absent or unreadable)."""
+    """The whole tuning file: {key: record}.  Absent: {}.  Unreadable, or entries of the wrong
+    shape: those are discarded with one warning (per file and process), never an exception."""
     path = path or tuning_file()
     try:
         data = json.loads(path.read_text())
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
+    except FileNotFoundError:
         return {}
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        _damaged(path, str(exc))
+        return {}
+    if not isinstance(data, dict):
+        _damaged(path, f"a JSON {type(data).__name__}, not an object")
+        return {}
+    good = {k: r for k, r in data.items()
+            if isinstance(r, dict) and isinstance(r.get("variant"), str)}
+    if len(good) < len(data):
+        _damaged(path, f"{len(data) - len(good)} entries without a variant name")
+    return good
+
+
+def _damaged(path: Path, why: str) -> None:
+    if str(path) not in _WARNED:
+        _WARNED.add(str(path))
+        warnings.warn(f"em: tuning file {path} is damaged ({why}); its choices are discarded "
+                      "and measured again", RuntimeWarning, stacklevel=4)
 
 
 def _write(key: str, record: dict, path: Path) -> None:
@@ -88,31 +111,60 @@ def decide(times: dict[str, list[float]], default: str) -> dict:
             "when": time.strftime("%F %T")}
 
 
+_KEY_LOCKS: dict[str, threading.Lock] = {}
+_GUARD = threading.Lock()
+
+
+def _key_lock(key: str) -> threading.Lock:
+    with _GUARD:
+        return _KEY_LOCKS.setdefault(key, threading.Lock())
+
+
+def _remembered(key: str, candidates) -> str | None:
+    record = read().get(key)
+    return record["variant"] if record and record["variant"] in candidates else None
+
+
 def choose(key: str, candidates: dict[str, Callable[[], object]], default: str,
            memo: dict | None = None, forced: str | None = None) -> str:
     """The variant to run for ``key``: ``forced`` if given (it must be a candidate), else
     remembered, else timed now (if tuning is on), else ``default``.
 
     ``candidates`` maps variant names to zero-argument calls that run the kernel on the data.
+    One thread (and one process, through a lock beside the tuning file) tunes a key at a time
+    and the others take its choice, so the result never depends on who tuned first.
     """
     if forced is not None:
         if forced not in candidates:
             raise ValueError(f"variant {forced!r} is not one of {list(candidates)}")
         return forced
-    if memo is not None and key in memo:
-        return memo[key]
-    record = read().get(key)
-    if record and record.get("variant") in candidates:
-        choice = record["variant"]
-    elif not enabled():
-        choice = default
-    else:
-        record = decide(time_calls(candidates), default)
-        choice = record["variant"]
-        try:
-            _write(key, record, tuning_file())
-        except OSError:
-            pass                                # a read-only cache only costs re-tuning
-    if memo is not None:
-        memo[key] = choice
+    with _key_lock(key):
+        if memo is not None and key in memo:
+            return memo[key]
+        choice = _remembered(key, candidates)
+        if choice is None:
+            choice = default if not enabled() else _tune(key, candidates, default)
+        if memo is not None:
+            memo[key] = choice
     return choice
+
+
+def _tune(key: str, candidates, default: str) -> str:
+    try:
+        path = tuning_file()
+        lock = FileLock(str(path) + ".tuning", timeout=600)
+        lock.acquire()
+    except OSError:                             # an unusable cache only costs re-tuning
+        return decide(time_calls(candidates), default)["variant"]
+    try:
+        choice = _remembered(key, candidates)   # another process may have tuned meanwhile
+        if choice is None:
+            record = decide(time_calls(candidates), default)
+            choice = record["variant"]
+            try:
+                _write(key, record, path)
+            except OSError:
+                pass
+        return choice
+    finally:
+        lock.release()

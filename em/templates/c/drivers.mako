@@ -14,7 +14,8 @@ struct Work {
     T* z;           // [B][ZW] centred tile
     T* lr;          // rows [B][MP] or columns [M][B]
     T* xt;          // [DP + 8][B] the tile transposed (samples in lanes); rows past D zero
-    T* aux;         // [B + 16][DP] or [DP + 8][B] scratch: x - mu, or r * x
+    T* aux;         // aux_size(B) scratch: x - mu, or r (x - mu)
+    T* u;           // aux_size(B) scratch: x - mu
     T* q;           // [B] scratch: sums of squares
     T* n;           // [MP] N_k of a block
     double* aN;     // [M]
@@ -28,9 +29,16 @@ struct Work {
 };
 
 static void work_free(Work* w) {
-    free(w->z); free(w->lr); free(w->xt); free(w->aux); free(w->q); free(w->n);
+    free(w->z); free(w->lr); free(w->xt); free(w->aux); free(w->u); free(w->q); free(w->n);
     free(w->aN); free(w->aS1); free(w->aS2);
     memset(w, 0, sizeof *w);
+}
+
+// scratch of a block: [B + 16][DP] (row tiles read up to 16 rows past a block) or [DP + 8][B]
+// (column tiles read up to 8 rows past the features)
+static size_t aux_size(int B) {
+    const size_t rows = (size_t)(B + 16) * DP, cols = (size_t)(DP + 8) * B;
+    return rows > cols ? rows : cols;
 }
 
 static int work_alloc(Work* w, const Form* f, int B, int accumulators) {
@@ -38,12 +46,11 @@ static int work_alloc(Work* w, const Form* f, int B, int accumulators) {
     w->z = em_alloc((size_t)B * ZW);
     w->lr = em_alloc((size_t)B * f->MP);
     w->xt = em_alloc((size_t)(DP + 8) * B);
-    // tiles read up to 16 rows past a block, or 8 past the features
-    w->aux = em_alloc((size_t)(B + 16) * DP > (size_t)(DP + 8) * B ? (size_t)(B + 16) * DP
-                                                                  : (size_t)(DP + 8) * B);
+    w->aux = em_alloc(aux_size(B));
+    w->u = em_alloc(aux_size(B));
     w->q = em_alloc(B);
     w->n = em_alloc(f->MP);
-    int ok = w->z && w->lr && w->xt && w->aux && w->q && w->n;
+    int ok = w->z && w->lr && w->xt && w->aux && w->u && w->q && w->n;
     if (accumulators) {
         w->aN = em_alloc_d(f->M);
 % if L.cvtype == "diag":
@@ -131,28 +138,29 @@ static inline void block_score_${lay}(const Form* f, int nb, int B, int64_t n0, 
 % endif
 }
 
-// statistics of components [k0, k1) of the block held by `data`, into the accumulators of `acc`
+// statistics of components [k0, k1) of the block held by `data`, into the accumulators of `acc`;
+// s1, s2: scratch as large as Work.aux
 static inline void block_stats_${lay}(const Form* f, int64_t k0, int64_t k1, int nb, int B,
-                                      const Work* data, Work* acc, T* scratch) {
+                                      const Work* data, Work* acc, T* s1, T* s2) {
 % if L.cvtype == "diag":
-    (void)scratch;
+    (void)s1; (void)s2;
 % if rows:
     counts_rows(data->lr, f->MP, nb, acc->n);
 % else:
     counts_cols(data->lr, f->M, B, nb, acc->n);
 % endif
-    stats_tile(k0, k1, data->z, nb, data->lr, ${"f->MP, 1" if rows else "1, B"}, acc->n, acc->aN, acc->aS1);
+    stats_tile(f, k0, k1, data->z, nb, data->lr, ${"f->MP, 1" if rows else "1, B"}, acc->n, acc->aN, acc->aS1);
 % elif lay == "gcol":
-    stats_tri(k0, k1, data->xt, B, nb, data->lr, acc->aN, acc->aS1, acc->aS2, scratch);
+    stats_tri(f, k0, k1, data->xt, B, nb, data->lr, acc->aN, acc->aS1, acc->aS2, s1, s2);
 % else:
-    stats_tile(k0, k1, data->z, nb, data->lr, ${"f->MP, 1" if rows else "1, B"}, acc->aN, acc->aS1, acc->aS2, scratch);
+    stats_tile(f, k0, k1, data->z, nb, data->lr, ${"f->MP, 1" if rows else "1, B"}, acc->aN, acc->aS1, acc->aS2, s1, s2);
 % endif
 }
 
 % endfor
-<%def name="prologue(by_blocks=True)">\
+<%def name="prologue(by_blocks=True, exact='exact')">\
     Form f;
-    if (form_init(&f, M, c, mu, prec, lc)) return -1;
+    if (form_init(&f, M, c, mu, prec, lc, ${exact})) return -1;
     const int64_t nblocks = (N + B - 1) / B;
     int nt = nthreads > 0 ? nthreads : 1;
 % if by_blocks:
@@ -194,7 +202,7 @@ ${prologue(v["parallel"] == "samples")}\
             const int nb = (int)(N - n0 < B ? N - n0 : B);
             block_logrho_${lay}(&f, X, n0, nb, B, w);
             ll[t] += block_resp_${lay}(&f, nb, B, weight ? weight + n0 : 0, hard, w);
-            block_stats_${lay}(&f, 0, M, nb, B, w, w, w->aux);
+            block_stats_${lay}(&f, 0, M, nb, B, w, w, w->aux, w->u);
         }
         EM_FTZ_END
     }
@@ -216,7 +224,8 @@ ${prologue(v["parallel"] == "samples")}\
     {
         EM_FTZ_BEGIN
         const int t = omp_get_thread_num();
-        T* scratch = em_alloc((size_t)(B + 16) * DP);
+        const size_t scratch_size = aux_size(B);
+        T* scratch = em_alloc(2 * scratch_size);
         const int ok = scratch != 0;
         if (!ok) {
 #pragma omp atomic write
@@ -243,7 +252,8 @@ ${prologue(v["parallel"] == "samples")}\
             for (int64_t g = 0; g < groups; ++g) {
                 if (!ok) continue;
                 const int64_t k0 = g * ${group}, k1 = k0 + ${group} < M ? k0 + ${group} : M;
-                block_stats_${lay}(&f, k0, k1, nb, B, &shared, &shared, scratch);
+                block_stats_${lay}(&f, k0, k1, nb, B, &shared, &shared, scratch,
+                                   scratch + scratch_size);
             }
         }
         free(scratch);
@@ -263,7 +273,7 @@ ${epilogue()}\
 
 extern "C" int score_${v["name"]}(${sig["score"]}) {
     const int B = ${v["block"]};
-${prologue()}\
+${prologue(exact="0")}\
     if (!err) {
 #pragma omp parallel num_threads(nt)
     {

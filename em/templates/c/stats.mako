@@ -24,27 +24,56 @@ static inline void counts_cols(const T* R, int64_t M, int B, int nb, T* n) {
     }
 }
 
+// [S1 | S2]_k about mc_k of one component: sum_b r_bk (x_b - mc_k) and its squares, explicitly
+// (the exact path, for components far from the data centre; see Form.exact)
+static inline void stats_shifted(const Form* f, int64_t k, const T* z, int nb, const T* R,
+                                 int64_t rb, int64_t rk, double* aZ) {
+    const T* r = R + (size_t)k * rk;
+    const T* m = f->mc + (size_t)k * DP;
+    vT s1[DP / VW], s2[DP / VW];
+    for (int v = 0; v < DP / VW; ++v) s1[v] = s2[v] = vzero();
+    for (int b = 0; b < nb; ++b) {
+        const T rv = r[(size_t)b * rb];
+        if (rv == 0) continue;
+        for (int v = 0; v < DP / VW; ++v) {
+            const vT u = vload(z + (size_t)b * ZW + v * VW) - vload(m + v * VW);
+            const vT t = rv * u;
+            s1[v] += t;
+            s2[v] += t * u;
+        }
+    }
+    double* o = aZ + (size_t)k * ZW;
+    for (int d = 0; d < D; ++d) {
+        o[d] += (double)s1[d / VW][d % VW];
+        o[D + d] += (double)s2[d / VW][d % VW];
+    }
+}
+
 // [S1 | S2]_k += sum_b r_bk [x_b | x_b^2] for components [k0, k1): the GEMM R^T Z, ${KR}
-// components x ${NR} vectors of the tile row in registers.  r_bk = R[b * rb + k * rk] (rows
-// layout: rb = MP, rk = 1; columns layout: rb = 1, rk = B); n: the block's N_k (from counts_*).
+// components x ${NR} vectors of the tile row in registers, about the data centre; components
+// marked exact go through stats_shifted instead.  r_bk = R[b * rb + k * rk] (rows layout:
+// rb = MP, rk = 1; columns layout: rb = 1, rk = B); n: the block's N_k (from counts_*).
 // aN [M], aZ [M][ZW].
-static inline void stats_tile(int64_t k0, int64_t k1, const T* z, int nb, const T* R, int64_t rb,
-                              int64_t rk, const T* n, double* aN, double* aZ) {
+static inline void stats_tile(const Form* f, int64_t k0, int64_t k1, const T* z, int nb,
+                              const T* R, int64_t rb, int64_t rk, const T* n, double* aN,
+                              double* aZ) {
     for (int64_t c0 = k0; c0 < k1; c0 += ${KR}) {
         const int nk = k1 - c0 < ${KR} ? (int)(k1 - c0) : ${KR};
 % for c in range(KR):
         const T* r${c} = R + (size_t)(c0 + (${c} < nk ? ${c} : 0)) * rk;
 % endfor
-        int empty = 1;
+        int fast = 0;
         for (int c = 0; c < nk; ++c) {
             aN[c0 + c] += n[c0 + c];
-            empty &= n[c0 + c] == 0;
+            if (n[c0 + c] == 0) continue;      // hard assignment: often empty
+            if (f->exact[c0 + c]) stats_shifted(f, c0 + c, z, nb, R, rb, rk, aZ);
+            else fast = 1;
         }
-        if (empty) continue;                   // hard assignment: often empty
+        if (!fast) continue;
 % for p in L.stats_panels:
 <%k:rank1 rows="${KR}" vecs="${p.nv}" n="nb" i="b" a="${lambda r, i: f'r{r}[(size_t){i} * rb]'}" b="${lambda i, v, p=p: f'z + (size_t){i} * ZW + {(p.v0 + v) * L.lanes}'}">
 % for c in range(KR):
-            if (${c} < nk) {
+            if (${c} < nk && !f->exact[c0 + ${c}]) {
                 double* o = aZ + (size_t)(c0 + ${c}) * ZW + ${p.v0 * L.lanes};
 % for v in range(p.nv):
                 vadd_to(o + ${v * L.lanes}, acc${c}_${v});
@@ -57,26 +86,36 @@ static inline void stats_tile(int64_t k0, int64_t k1, const T* z, int nb, const 
 }
 % else:
 <% SR = L.s2_rows %>\
-// For each component k of [k0, k1): N_k, S1_k += sum_b r_bk x_b and the upper triangle of
-// S2_k += sum_b (r_bk x_b) x_b^T, ${SR} rows x one vector of columns in registers (a panel of
-// columns needs rows only down to its last column).  r_bk = R[b * rb + k * rk] (rows or
-// columns layout); aN [M], aS1 [M][DP], aS2 [M][D][DP]; rx: scratch [nb + ${SR}][DP] (a row
-// tile reads up to ${SR} entries past its last row; their sums are dropped).
-static inline void stats_tile(int64_t k0, int64_t k1, const T* z, int nb, const T* R, int64_t rb,
-                              int64_t rk, double* aN, double* aS1, double* aS2, T* rx) {
+// For each component k of [k0, k1): N_k, S1_k += sum_b r_bk u_b and the upper triangle of
+// S2_k += sum_b (r_bk u_b) u_b^T, where u = x - mc_k if exact[k] (about its mean), else the
+// centred x (about c); ${SR} rows x one vector of columns in registers (a panel of columns needs
+// rows only down to its last column).  r_bk = R[b * rb + k * rk]; aN [M], aS1 [M][DP],
+// aS2 [M][D][DP]; rx, ub: scratch [nb + ${SR}][DP] (a row tile reads up to ${SR} entries past
+// its last row; their sums are dropped).
+static inline void stats_tile(const Form* f, int64_t k0, int64_t k1, const T* z, int nb,
+                              const T* R, int64_t rb, int64_t rk, double* aN, double* aS1,
+                              double* aS2, T* rx, T* ub) {
     for (int64_t c = k0; c < k1; ++c) {
         T nk = 0;
         vT s1[DP / VW];
+        const int exact = f->exact[c];
+        const T* m = f->mc + (size_t)c * DP;
         for (int v = 0; v < DP / VW; ++v) s1[v] = vzero();
         for (int b = 0; b < nb; ++b) {
             const T r = R[(size_t)b * rb + (size_t)c * rk];
             nk += r;
             for (int v = 0; v < DP / VW; ++v) {
-                const vT y = r * vload(z + (size_t)b * ZW + v * VW);
+                vT u = vload(z + (size_t)b * ZW + v * VW);
+                if (exact) {
+                    u -= vload(m + v * VW);
+                    vstore(ub + (size_t)b * DP + v * VW, u);
+                }
+                const vT y = r * u;
                 vstore(rx + (size_t)b * DP + v * VW, y);
                 s1[v] += y;
             }
         }
+        const T* us = exact ? ub : z;          // rows of u (ZW = DP for full)
         aN[c] += nk;
         for (int v = 0; v < DP / VW; ++v) vadd_to(aS1 + (size_t)c * DP + v * VW, s1[v]);
         if (nk == 0) continue;                 // hard assignment leaves most components empty
@@ -85,7 +124,7 @@ static inline void stats_tile(int64_t k0, int64_t k1, const T* z, int nb, const 
             const int rows = D < v0 + VW ? D : v0 + VW;
             for (int i0 = 0; i0 < rows; i0 += ${SR}) {
                 const T* rxi = rx + i0;
-<%k:rank1 rows="${SR}" vecs="${1}" n="nb" i="b" a="${lambda r, i: f'rxi[(size_t){i} * DP + {r}]'}" b="${lambda i, v: f'z + (size_t){i} * ZW + v0'}">
+<%k:rank1 rows="${SR}" vecs="${1}" n="nb" i="b" a="${lambda r, i: f'rxi[(size_t){i} * DP + {r}]'}" b="${lambda i, v: f'us + (size_t){i} * DP + v0'}">
 % for r in range(SR):
             if (i0 + ${r} < rows) vadd_to(out + (size_t)(i0 + ${r}) * DP + v0, acc${r}_0);
 % endfor
@@ -103,11 +142,12 @@ static inline void stats_tile(int64_t k0, int64_t k1, const T* z, int nb, const 
 %>\
 
 // For each component k of [k0, k1), samples in lanes: N_k, S1_k and the upper triangle of
-// S2_k = sum_b (r_bk x_b) x_b^T, exact over the triangle: tiles of ${I} x ${I} entries whose
-// accumulators run along the samples and are summed across lanes once per block.  R columns
-// layout [M][B]; xt [DP + 8][B] (rows past D are zero); rxt: scratch [DP + 8][B].
-static inline void stats_tri(int64_t k0, int64_t k1, const T* xt, int B, int nb, const T* R,
-                             double* aN, double* aS1, double* aS2, T* rxt) {
+// S2_k = sum_b (r_bk u_b) u_b^T with u = x - mc_k if exact[k] (about its mean), else the centred
+// x (about c), exact over the triangle: tiles of ${I} x ${I} entries whose accumulators run along
+// the samples and are summed across lanes once per block.  R columns layout [M][B];
+// xt [DP + 8][B] (rows past D are zero); rxt, ut: scratch [DP + 8][B] (rows past D stay zero).
+static inline void stats_tri(const Form* f, int64_t k0, int64_t k1, const T* xt, int B, int nb,
+                             const T* R, double* aN, double* aS1, double* aS2, T* rxt, T* ut) {
     const int nsv = (nb + VW - 1) / VW;
     T sums[${max(len(accs), VW)}];
     for (int64_t c = k0; c < k1; ++c) {
@@ -117,13 +157,21 @@ static inline void stats_tri(int64_t k0, int64_t k1, const T* xt, int B, int nb,
         const T nk = vsum(nv);
         aN[c] += nk;
         if (nk == 0) continue;                 // hard assignment leaves most components empty
-        for (int i0 = 0; i0 < D; i0 += VW) {   // r x for every feature, and S1 from it
+        const int exact = f->exact[c];
+        const T* m = f->mc + (size_t)c * DP;
+        for (int i0 = 0; i0 < D; i0 += VW) {   // (u and) r u for every feature, and S1 from them
             vT s1[VW];
             for (int t = 0; t < VW; ++t) {
                 const size_t row = (size_t)(i0 + t) * B;
+                const T mi = exact && i0 + t < D ? m[i0 + t] : (T)0;
                 vT acc = vzero();
                 for (int s = 0; s < nsv; ++s) {
-                    const vT y = vload(r + s * VW) * vload(xt + row + s * VW);
+                    vT u = vload(xt + row + s * VW);
+                    if (exact) {
+                        u -= mi;
+                        vstore(ut + row + s * VW, u);
+                    }
+                    const vT y = vload(r + s * VW) * u;
                     vstore(rxt + row + s * VW, y);
                     acc += y;
                 }
@@ -132,6 +180,7 @@ static inline void stats_tri(int64_t k0, int64_t k1, const T* xt, int B, int nb,
 ${lanes.lane_sums(VW, [f"s1[{t}]" for t in range(VW)], "sums")}\
             for (int t = 0; t < VW && i0 + t < D; ++t) aS1[(size_t)c * DP + i0 + t] += sums[t];
         }
+        const T* us = exact ? ut : xt;
         double* out = aS2 + (size_t)c * D * DP;
         for (int ti = 0; ti < D; ti += ${I})
             for (int tj = ti; tj < D; tj += ${I}) {
@@ -142,7 +191,7 @@ ${lanes.lane_sums(VW, [f"s1[{t}]" for t in range(VW)], "sums")}\
                     const vT p${a} = vload(rxt + (size_t)(ti + ${a}) * B + s * VW);
 % endfor
 % for b in range(I):
-                    const vT q${b} = vload(xt + (size_t)(tj + ${b}) * B + s * VW);
+                    const vT q${b} = vload(us + (size_t)(tj + ${b}) * B + s * VW);
 % endfor
 % for a in range(I):
                     ${" ".join(f"a{a}_{b} += p{a} * q{b};" for b in range(I))}

@@ -71,7 +71,8 @@ estep_${v["name"]}(const T* __restrict__ X, long long n0, int n, int M,
 }
 
 // statistics of a chunk: entry e of N_k (e = 0), S1_k (1..D), S2_k (diag: D+1..2D; full: the
-// D*D matrix) for component k = blockIdx.y.
+// D*D matrix) for component k = blockIdx.y, about the component's mean c + sh_k (sh [M][D]:
+// the centred means, rounded to T), so the moments never cancel.
 % if v["stats"] == "owner":
 // One thread owns an entry and loops over all rows of the chunk (no atomics).
 % else:
@@ -80,7 +81,8 @@ estep_${v["name"]}(const T* __restrict__ X, long long n0, int n, int M,
 <% E = 1 + D + (D if cvtype == "diag" else D * D) %>\
 extern "C" __global__ void __launch_bounds__(${v["block"]})
 stats_${v["name"]}(const T* __restrict__ X, long long n0, int n, int M,
-                   const T* __restrict__ c, const T* __restrict__ R, double* __restrict__ acc) {
+                   const T* __restrict__ c, const T* __restrict__ sh, const T* __restrict__ R,
+                   double* __restrict__ acc) {
     const int e = blockIdx.x * blockDim.x + threadIdx.x;
     const int k = blockIdx.y;
     if (e >= ${E}) return;
@@ -102,8 +104,8 @@ stats_${v["name"]}(const T* __restrict__ X, long long n0, int n, int M,
         const T r = R[(size_t)i * M + k];
         if (r == 0) continue;
         T v = r;
-        if (a >= 0) v *= X[(n0 + i) * D + a] - c[a];
-        if (b >= 0) v *= X[(n0 + i) * D + b] - c[b];
+        if (a >= 0) v *= (X[(n0 + i) * D + a] - c[a]) - sh[(size_t)k * D + a];
+        if (b >= 0) v *= (X[(n0 + i) * D + b] - c[b]) - sh[(size_t)k * D + b];
         s += (double)v;
     }
 % if v["stats"] == "owner":
