@@ -7,7 +7,7 @@ import numpy as np
 
 from em import backends
 from em.models import gaussian as G
-from em.validation import (check_cvtype, check_data, check_params, check_int,
+from em.validation import (check_cvtype, check_data, check_params, check_int, check_real,
                            check_sample_weight)
 
 
@@ -68,9 +68,7 @@ class GMM:
         self.M = check_int(M, "M")
         self.D = check_int(D, "D")
         self.cvtype = check_cvtype(cvtype)
-        if not (np.isfinite(reg_covar) and reg_covar >= 0):
-            raise ValueError(f"reg_covar must be a finite number >= 0, got {reg_covar}")
-        self.reg_covar = float(reg_covar)
+        self.reg_covar = check_real(reg_covar, "reg_covar")
         self.tol, self.min_iters, self.max_iters = _check_iters(tol, min_iters, max_iters)
         self._rng = np.random.default_rng(seed)
         self.backend = backends.get_backend(backend)

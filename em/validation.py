@@ -1,6 +1,9 @@
 """Checks on everything a user passes in: clear exceptions, never a mutated input."""
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 
 from em.models.gaussian import CVTYPES, CovarianceError, cholesky_lower
@@ -26,6 +29,19 @@ def check_int(value, name: str, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return int(value)
+
+
+def check_real(value, name: str, minimum: float = 0.0) -> float:
+    """A finite Python/numpy real number (not a bool) >= minimum, as a float."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    try:
+        x = float(value)
+    except OverflowError:                            # an int beyond float range
+        x = math.inf
+    if not (math.isfinite(x) and x >= minimum):
+        raise ValueError(f"{name} must be a finite number >= {minimum:g}, got {value}")
+    return x
 
 
 def _as_real_array(value, name: str, float_only: bool) -> np.ndarray:

@@ -17,16 +17,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from em.io.msd import MSDError                                     # noqa: E402
-from em.songs.recommend import RecommendError, recommend           # noqa: E402
+from em.songs.recommend import recommend                           # noqa: E402
 
 DEMO_NOTE = ("NOTE: no --msd-root given, so this runs on the bundled demo collection of 600 "
              "SYNTHETIC songs (generated, not real MSD data) written in the MSD file layout.")
 
 
+class Parser(argparse.ArgumentParser):
+    def error(self, message):                       # one line, no usage block
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
 def parse(argv):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = Parser(description=__doc__.splitlines()[0],
+               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--tag", default="jazz", help="genre or mood to recommend for")
     p.add_argument("--msd-root", type=Path, default=None,
                    help="directory tree of MSD per-track .h5 files (default: synthetic demo)")
@@ -38,11 +42,13 @@ def parse(argv):
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
     a = p.parse_args(argv)
-    for name in ("top", "components"):
-        if getattr(a, name) < 1:
-            p.error(f"--{name} must be at least 1")
+    for name, low in (("top", 1), ("components", 1), ("seed", 0)):
+        if getattr(a, name) < low:
+            p.error(f"--{name} must be at least {low}, got {getattr(a, name)}")
     if not 0 <= a.min_term_freq <= 1:
-        p.error("--min-term-freq must be between 0 and 1")
+        p.error(f"--min-term-freq must be between 0 and 1, got {a.min_term_freq}")
+    if not a.tag.strip():
+        p.error("--tag must not be empty")
     return a
 
 
@@ -56,25 +62,28 @@ def main(argv=None) -> int:
     from em.songs.collection import load_collection
     from em.songs.demo import demo_root
     say = (lambda *x: print(*x, file=sys.stderr)) if a.json else print
+    skipped = []
     try:
         root = a.msd_root if a.msd_root is not None else demo_root()
-        if a.msd_root is None:
-            say(DEMO_NOTE)
         t0 = time.perf_counter()
         coll, skipped = load_collection(root, use_cache=not a.no_cache)
         t_read = time.perf_counter() - t0
-        for path, why in skipped[:5]:
-            print(f"skipped: {why}", file=sys.stderr)
-        if len(skipped) > 5:
-            print(f"skipped {len(skipped) - 5} more files that are not MSD track files",
-                  file=sys.stderr)
         t0 = time.perf_counter()
         r = recommend(coll, a.tag, components=a.components, seed=a.seed,
                       min_term_freq=a.min_term_freq)
         t_model = time.perf_counter() - t0
-    except (MSDError, RecommendError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (ValueError, OSError, ImportError) as exc:      # MSDError, RecommendError, ...
+        why = f" ({len(skipped)} unusable .h5 files skipped)" if skipped else ""
+        why += " (pip install -e '.[songs]')" if isinstance(exc, ImportError) else ""
+        print(f"error: {' '.join(str(exc).split())}{why}", file=sys.stderr)
         return 2
+    if a.msd_root is None:
+        say(DEMO_NOTE)
+    for path, why in skipped[:5]:
+        print(f"skipped: {why}", file=sys.stderr)
+    if len(skipped) > 5:
+        print(f"skipped {len(skipped) - 5} more files that are not MSD track files",
+              file=sys.stderr)
     k = a.top
     figures = {"tag": a.tag, "synthetic_demo": a.msd_root is None, "songs": len(coll),
                "segments": int(len(coll.timbre)), "train_songs": len(r.train),

@@ -464,10 +464,22 @@ def test_bad_tol(rng, tol):
     _raises(ValueError, "tol", lambda: g.train(X, tol=tol), X, model=g)
 
 
-@pytest.mark.parametrize("reg", [-1e-6, np.nan, np.inf])
+@pytest.mark.parametrize("reg", [-1e-6, np.nan, np.inf, 10**400])
 def test_bad_reg_covar(reg):
     with pytest.raises(ValueError, match="reg_covar"):
         GMM(2, 2, reg_covar=reg)
+
+
+@pytest.mark.parametrize("reg", ["abc", "1e-6", None, [1e-6], np.array([1e-6]), True, 1j])
+def test_reg_covar_that_is_not_a_number(reg):
+    with pytest.raises(TypeError, match="reg_covar must be a real number"):
+        GMM(2, 2, reg_covar=reg)
+
+
+@pytest.mark.parametrize("reg", [0, 1, np.float32(1e-3), np.int64(2)])
+def test_reg_covar_of_any_real_type(reg):
+    g = GMM(2, 2, reg_covar=reg)
+    assert type(g.reg_covar) is float and g.reg_covar == float(reg)
 
 
 def test_zero_reg_covar_is_allowed(rng):

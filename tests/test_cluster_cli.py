@@ -100,7 +100,8 @@ def noise(seconds, rate=16000, channels=1, seed=0):
 
 def test_default_config_diarizes_the_sample(tmp_path):
     values = default_settings(tmp_path)
-    result = run_cli("-c", write_cfg(tmp_path, values, name="diarizer.cfg"))
+    result = run_cli("-c", write_cfg(tmp_path, values, name="diarizer.cfg"),
+                     "--plot", tmp_path / "out" / "timeline.png")
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     stdout = result.stdout.splitlines()
@@ -120,9 +121,11 @@ def test_default_config_diarizes_the_sample(tmp_path):
         assert len(line.split()) == 10, line
     gmm = Path(values["gmm_output"]).read_text()
     assert gmm.startswith("# em diarizer GMMs")
-    # only the two outputs in the output directory, no temp files
+    assert (tmp_path / "out" / "timeline.png").read_bytes().startswith(b"\x89PNG")
+    # only the three outputs in the output directory, no temp files
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["sample.gmm",
-                                                                    "sample.rttm"]
+                                                                    "sample.rttm",
+                                                                    "timeline.png"]
 
 
 def test_help_lists_every_key():

@@ -1,6 +1,7 @@
 """Tests for em.io.msd: reading real MSD per-track files, writing the same layout, errors."""
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -135,6 +136,31 @@ def test_timbre_nan(tmp_path):
         read_track(p)
     assert str(p) in str(ei.value)
     assert "NaN" in str(ei.value)
+
+
+def test_timbre_too_large_for_float32_features(tmp_path):
+    p = _modified_copy(tmp_path, np.full((5, 12), 1e30))
+    with pytest.raises(MSDError, match=r"mod\.h5: segments_timbre has values up to 1e\+30"):
+        read_track(p)
+
+
+def test_missing_dataset_is_named(tmp_path):
+    p = tmp_path / "mod.h5"
+    shutil.copy(REAL, p)
+    with h5py.File(p, "r+") as f:
+        del f["metadata/artist_terms_freq"]
+    with pytest.raises(MSDError, match=r"mod\.h5: not an MSD per-track file "
+                                       r"\(no metadata/artist_terms_freq\)"):
+        read_track(p)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="running as root: chmod does not stop root "
+                                              "from listing a directory")
+def test_find_track_files_unreadable_subdirectory(tmp_path):
+    (tmp_path / "a.h5").write_bytes(b"")
+    (tmp_path / "locked").mkdir(mode=0)
+    with pytest.raises(MSDError, match=r"locked: cannot list this directory"):
+        find_track_files(tmp_path)
 
 
 def test_find_track_files_recursive_sorted(tmp_path):

@@ -63,6 +63,30 @@ def test_malformed_lines(tmp_path, line, match):
         read_rttm(p)
 
 
+def test_byte_order_mark_does_not_hide_the_first_line(tmp_path):
+    p = tmp_path / "bom.rttm"
+    p.write_bytes(b"\xef\xbb\xbfSPEAKER f 1 0.5 1.0 <NA> <NA> s1 <NA> <NA>\n")
+    assert read_rttm(p) == [Turn("f", 1, 0.5, 1.0, "s1")]
+
+
+@pytest.mark.parametrize("data,match", [
+    ("SPEAKER caf\xe9 1 0 1 <NA> <NA> s <NA> <NA>\n".encode("latin-1"), "not UTF-8 text"),
+    (bytes(range(256)), "binary data"),
+])
+def test_not_a_text_file(tmp_path, data, match):
+    p = tmp_path / "bad.rttm"
+    p.write_bytes(data)
+    with pytest.raises(ValueError, match=rf"bad\.rttm: {match}.*not an RTTM file"):
+        read_rttm(p)
+
+
+def test_end_time_overflow(tmp_path):
+    p = tmp_path / "big.rttm"
+    p.write_text("SPEAKER f 1 1e308 1e308 <NA> <NA> s1 <NA> <NA>\n")
+    with pytest.raises(ValueError, match=r"big\.rttm:1: onset/duration are not finite"):
+        read_rttm(p)
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError):
         read_rttm(tmp_path / "none.rttm")

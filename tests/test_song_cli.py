@@ -197,6 +197,25 @@ def test_feature_cache(tmp_path, monkeypatch):
     np.testing.assert_array_equal(c3.timbre, c1.timbre)
 
 
+def test_corrupt_feature_cache_is_rebuilt(tmp_path):
+    root = make_collection(tmp_path / "c", n_per_genre=3)
+    c1, _ = load_collection(root, use_cache=True, progress=False)
+    cache = max((cache_dir() / "msd-features").glob("*.npz"), key=lambda p: p.stat().st_mtime_ns)
+    for damage in (cache.read_bytes()[:100], b"not a zip"):
+        cache.write_bytes(damage)
+        c2, _ = load_collection(root, use_cache=True, progress=False)
+        np.testing.assert_array_equal(c2.timbre, c1.timbre)
+        assert cache.stat().st_size > 1000                  # rewritten whole
+
+
+def test_unusable_cache_directory_only_costs_speed(tmp_path, monkeypatch, capsys):
+    root = make_collection(tmp_path / "c")
+    (tmp_path / "file").write_text("not a directory")
+    monkeypatch.setenv("EM_CACHE_DIR", str(tmp_path / "file"))
+    d, _ = run_json(capsys, ["--msd-root", str(root), "--components", "4"])
+    assert d["songs"] == 16
+
+
 def test_demo_collection_end_to_end(capsys):
     rc = main(["--json", "--top", "5"])
     out, err = capsys.readouterr()

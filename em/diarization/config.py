@@ -1,12 +1,15 @@
 """The diarizer's configuration file: configparser, section [Diarizer] (the 2011 keys).
 
-Relative paths are taken relative to the configuration file.
+Relative paths are taken relative to the configuration file.  The file must be UTF-8 text;
+``%`` is an ordinary character (no interpolation).
 """
 from __future__ import annotations
 
 import configparser
 from dataclasses import dataclass
 from pathlib import Path
+
+from em.io.files import read_text
 
 SECTION = "Diarizer"
 # key: (type, default or REQUIRED, help)
@@ -27,8 +30,12 @@ KEYS = {
     "seg_length": (int, 250, "frames per re-segmentation window"),
     "reference_rttm": (Path, None, "reference RTTM: when given, DER is printed"),
 }
-MINIMUM = {"initial_clusters": 1, "M_mfcc": 1, "em_iterations": 1, "KL_ntop": 0,
-           "num_seg_iters_init": 0, "num_seg_iters": 0, "seg_length": 1}
+# (minimum, maximum or None): the maxima keep a typo from running for days (the clustering
+# costs grow with the cube of initial_clusters); seg_length and initial_clusters x M_mfcc are
+# also checked against the recording's speech frames (pipeline.load_features)
+RANGE = {"initial_clusters": (1, 128), "M_mfcc": (1, 256), "em_iterations": (1, 100),
+         "KL_ntop": (0, None), "num_seg_iters_init": (0, 100), "num_seg_iters": (0, 100),
+         "seg_length": (1, None)}
 
 
 class ConfigError(ValueError):
@@ -37,6 +44,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class Config:
+    source: Path                                    # the configuration file itself
     basename: str
     output_cluster: Path
     gmm_output: Path
@@ -56,20 +64,23 @@ class Config:
 def read_config(path) -> Config:
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{path}: no such configuration file")
-    parser = configparser.ConfigParser()
+        raise ConfigError(f"{path}: " + ("not a regular file" if path.exists() else
+                                         "no such configuration file"))
+    parser = configparser.ConfigParser(interpolation=None)   # '%' is an ordinary character
     parser.optionxform = str                        # keys are case-sensitive (M_mfcc)
     try:
-        parser.read(path)
+        parser.read_string(read_text(path, "a configuration file"), source=str(path))
     except configparser.Error as exc:
         raise ConfigError(f"{path}: not a valid configuration file ({exc.message})") from None
+    except (ValueError, OSError) as exc:
+        raise ConfigError(str(exc)) from None
     if not parser.has_section(SECTION):
         raise ConfigError(f"{path}: no [{SECTION}] section")
     section = parser[SECTION]
     unknown = sorted(set(section) - set(KEYS))
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)} in [{SECTION}]")
-    values = {}
+    values = {"source": path}
     for key, (kind, default, _) in KEYS.items():
         if key not in section:
             if default is REQUIRED:
@@ -78,14 +89,15 @@ def read_config(path) -> Config:
             continue
         raw = section[key].strip()
         if kind is int:
-            try:
-                values[key] = int(raw)
-            except ValueError:
-                raise ConfigError(f"{path}: {key} = {raw!r} is not an integer") from None
-            if values[key] < MINIMUM[key]:
-                raise ConfigError(f"{path}: {key} must be >= {MINIMUM[key]}, got {values[key]}")
+            values[key] = _integer(path, key, raw)
+        elif not raw:                                   # an optional file left out
+            if default is REQUIRED:
+                raise ConfigError(f"{path}: required key '{key}' is empty in [{SECTION}]")
+            values[key] = None
         elif kind is Path:
-            values[key] = (path.parent / raw) if raw else None
+            values[key] = path.parent / raw
+        elif any(c.isspace() for c in raw):             # basename: one RTTM field
+            raise ConfigError(f"{path}: {key} = {raw!r} must not contain whitespace")
         else:
             values[key] = raw
     if values["mfcc_feats"] is None and values["audio_file"] is None:
@@ -93,10 +105,25 @@ def read_config(path) -> Config:
     return Config(**values)
 
 
+def _integer(path, key, raw) -> int:
+    low, high = RANGE[key]
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{path}: {key} = {raw[:40]!r} is not an integer") from None
+    if value < low or (high is not None and value > high):
+        bound = f">= {low}" + (f" and <= {high}" if high is not None else "")
+        raise ConfigError(f"{path}: {key} must be {bound}, got {raw[:40]}")
+    return value
+
+
 def describe() -> str:
     """Every key with its default, for --help."""
     lines = [f"configuration keys, section [{SECTION}]:"]
     for key, (_, default, text) in KEYS.items():
         d = "required" if default is REQUIRED else f"default {default}"
+        if key in RANGE:
+            low, high = RANGE[key]
+            d += f", {low}..{high}" if high is not None else f", >= {low}"
         lines.append(f"  {key:19s} {text} ({d})")
     return "\n".join(lines)

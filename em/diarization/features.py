@@ -30,6 +30,8 @@ def read_wav(path, sample_rate: int = 16000) -> np.ndarray:
     if sr != sample_rate:
         raise AudioError(f"{path}: sample rate {sr} Hz; the diarizer needs {sample_rate} Hz "
                          f"(e.g. sox in.wav -r {sample_rate} out.wav)")
+    if not np.all(np.isfinite(data)):
+        raise AudioError(f"{path}: samples contain NaN or infinite values")
     return data[:, 0]
 
 

@@ -11,9 +11,11 @@ import numpy as np
 from em import EMWarning
 from em.diarization.cluster import Settings, diarize
 from em.diarization.config import Config
-from em.io import read_htk, read_rttm, segments_from_labels, write_rttm
-from em.io.files import atomic_write
+from em.io import read_htk, read_rttm, segments_from_labels
+from em.io.files import write_files
+from em.io.rttm import rttm_text
 from em.io.spnsp import read_spnsp
+from em.validation import check_data
 
 FRAME_S = 0.01
 
@@ -22,31 +24,95 @@ class DiarizerError(ValueError):
     """A problem with the input that stops the diarizer; the message says which."""
 
 
+def check_paths(cfg: Config, plot=None) -> None:
+    """Before anything is read or written: every configured input is a readable regular file,
+    and every output (``plot`` too) lies in a writable directory, is not something other than a
+    regular file, and is neither an input nor another output, also not through a link."""
+    inputs = {"configuration file": cfg.source, "mfcc_feats": cfg.mfcc_feats,
+              "audio_file": cfg.audio_file, "spnsp_file": cfg.spnsp_file,
+              "reference_rttm": cfg.reference_rttm}
+    seen = {key: Path(path) for key, path in inputs.items() if path is not None}
+    for key, path in seen.items():
+        if not path.is_file():
+            raise DiarizerError(f"{key} {path}: " + ("not a regular file" if path.exists()
+                                                      else "no such file"))
+        if not os.access(path, os.R_OK):
+            raise DiarizerError(f"{key} {path}: not readable (permission denied)")
+    outputs = {"output_cluster": cfg.output_cluster, "gmm_output": cfg.gmm_output,
+               "--plot": plot}
+    for key, path in outputs.items():
+        if path is None:
+            continue
+        path = Path(path)
+        parent = path.parent
+        if not parent.is_dir():
+            raise DiarizerError(f"{key} {path}: {parent} " + ("is not a directory"
+                                if parent.exists() else "does not exist"))
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise DiarizerError(f"{key} {path}: directory {parent} is not writable")
+        if os.path.lexists(path) and not path.is_file():
+            raise DiarizerError(f"{key} {path}: exists and is not a regular file")
+        for other, known in seen.items():
+            if _same_file(path, known):
+                raise DiarizerError(f"{key} {path} is the same file as {other} {known}: "
+                                    "refusing to overwrite it")
+        seen[key] = path
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)               # hard and symbolic links too
+    except OSError:                                 # a is not there yet
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
 def load_features(cfg: Config):
     """(features (N, D) float32, speech mask (N,) bool, frame period s, seconds of audio)."""
+    source = cfg.mfcc_feats or cfg.audio_file
     if cfg.mfcc_feats is not None:
         X, header = read_htk(cfg.mfcc_feats)
         period = header.frame_period_s
         speech = read_spnsp(cfg.spnsp_file) if cfg.spnsp_file else np.ones(len(X), bool)
     else:
-        from em.diarization.features import mfcc, read_wav, speech_frames
+        from em.diarization.features import AudioError, mfcc, read_wav, speech_frames
         samples = read_wav(cfg.audio_file)
-        X, period = mfcc(samples), FRAME_S
+        try:
+            X, period = mfcc(samples), FRAME_S
+        except AudioError as exc:
+            raise AudioError(f"{cfg.audio_file}: {exc}") from None
         speech = read_spnsp(cfg.spnsp_file) if cfg.spnsp_file else speech_frames(samples)
     if len(speech) != len(X):
         raise DiarizerError(f"{cfg.spnsp_file}: {len(speech)} speech labels for {len(X)} "
-                            "feature frames")
-    if not speech.any():
-        raise DiarizerError("no speech frames to cluster")
-    if speech.sum() < cfg.seg_length:
-        raise DiarizerError(f"only {int(speech.sum())} speech frames, fewer than one segment "
+                            f"feature frames in {source}")
+    X = check_data(X, name=str(source))
+    where, n = cfg.spnsp_file or source, int(speech.sum())
+    if n == 0:
+        raise DiarizerError(f"{where}: no speech frames to cluster")
+    if n < cfg.seg_length:
+        raise DiarizerError(f"{where}: only {n} speech frames, fewer than one segment "
                             f"(seg_length = {cfg.seg_length})")
+    if n < cfg.initial_clusters * cfg.M_mfcc:
+        raise DiarizerError(f"{where}: only {n} speech frames, fewer than the "
+                            f"initial_clusters x M_mfcc = {cfg.initial_clusters} x {cfg.M_mfcc} "
+                            "Gaussians to train")
     return X, speech, period, len(X) * period
 
 
-def write_gmms(path, gmms, names) -> None:
-    """Text file: a header line, then per speaker 'speaker NAME M D', 'weights ...' and per
-    component 'mean ...' and 'var ...' lines (diagonal covariances)."""
+def read_reference(cfg: Config) -> list:
+    """The reference RTTM's turns of this recording (``basename``); at least one."""
+    turns = read_rttm(cfg.reference_rttm)
+    ours = [t for t in turns if t.file == cfg.basename]
+    if not ours:
+        found = sorted({t.file for t in turns})
+        raise DiarizerError(f"{cfg.reference_rttm}: no SPEAKER turns for recording "
+                            f"'{cfg.basename}' (basename)"
+                            + (f"; it has turns for {', '.join(found[:5])}" if found else ""))
+    return ours
+
+
+def gmms_text(gmms, names) -> str:
+    """A header line, then per speaker 'speaker NAME M D', 'weights ...' and per component
+    'mean ...' and 'var ...' lines (diagonal covariances)."""
     lines = [f"# em diarizer GMMs: {len(gmms)} speakers, diagonal covariance"]
     for g, name in zip(gmms, names):
         c = g.components
@@ -55,7 +121,7 @@ def write_gmms(path, gmms, names) -> None:
         for mu, var in zip(c.means, c.vars):
             lines.append("mean " + " ".join(f"{v:.8g}" for v in mu))
             lines.append("var " + " ".join(f"{v:.8g}" for v in var))
-    atomic_write(path, ("\n".join(lines) + "\n").encode())
+    return "\n".join(lines) + "\n"
 
 
 def der(reference_turns, hypothesis_turns, collar: float, skip_overlap: bool,
@@ -76,8 +142,11 @@ def der(reference_turns, hypothesis_turns, collar: float, skip_overlap: bool,
 
 
 def run(cfg: Config, out=print, plot=None) -> dict:
-    """Diarize the recording of ``cfg``; returns the figures it printed."""
+    """Diarize the recording of ``cfg``; returns the figures it printed.  Every input is
+    checked and every output computed before the outputs are written, all or none."""
     t0 = time.perf_counter()
+    check_paths(cfg, plot)
+    reference = read_reference(cfg) if cfg.reference_rttm else None
     X, speech, period, seconds = load_features(cfg)
     Xs = np.ascontiguousarray(X[speech])
     settings = Settings(initial_clusters=cfg.initial_clusters, M=cfg.M_mfcc,
@@ -89,16 +158,15 @@ def run(cfg: Config, out=print, plot=None) -> dict:
         verdict = f"merge {step.merged}" if step.merged else "no pair gains: stop"
         out(f"  {step.clusters:3d} clusters, best delta-BIC {step.best_gain:12.2f}  {verdict}")
 
-    reference = read_rttm(cfg.reference_rttm) if cfg.reference_rttm else None
-    for path in (cfg.output_cluster, cfg.gmm_output):
-        parent = Path(path).parent
-        if not parent.is_dir() or not os.access(parent, os.W_OK):
-            raise DiarizerError(f"{path}: cannot write there (no such writable directory)")
     out(f"{cfg.basename}: {seconds:.1f} s, {len(X)} frames ({int(speech.sum())} speech), "
         f"D={X.shape[1]}, {cfg.initial_clusters} initial clusters of {cfg.M_mfcc} Gaussians")
     with warnings.catch_warnings(record=True) as caught:      # one summary line, not a stream
         warnings.simplefilter("always", EMWarning)
-        result = diarize(Xs, settings, progress)
+        try:
+            result = diarize(Xs, settings, progress)
+        except ValueError as exc:                  # a GMM cannot be trained on these frames
+            raise DiarizerError(f"{cfg.mfcc_feats or cfg.audio_file}: cannot cluster its "
+                                f"speech frames ({exc})") from None
     reseeded = sum(issubclass(w.category, EMWarning) for w in caught)
     for w in caught:
         if not issubclass(w.category, EMWarning):
@@ -108,29 +176,24 @@ def run(cfg: Config, out=print, plot=None) -> dict:
     labels = np.full(len(X), -1)
     labels[speech] = result.labels
     turns = segments_from_labels(labels, period, cfg.basename)
-    written = []
-    try:                                   # both outputs or neither
-        write_rttm(cfg.output_cluster, turns)
-        written.append(cfg.output_cluster)
-        write_gmms(cfg.gmm_output, result.gmms, [f"spk{k}" for k in range(len(result.gmms))])
-    except BaseException:
-        for path in written:
-            os.unlink(path)
-        raise
+    names = [f"spk{k}" for k in range(len(result.gmms))]
+    outputs = {cfg.output_cluster: rttm_text(turns).encode(),
+               cfg.gmm_output: gmms_text(result.gmms, names).encode()}
+    if plot:
+        from em.diarization.plot import timeline
+        outputs[plot] = timeline(turns, reference, seconds)
+    ders = {(collar, skip): der(reference, turns, collar, skip, seconds)
+            for collar in (0.25, 0.0) for skip in (False, True)} if reference else {}
+    write_files(outputs)
     elapsed = time.perf_counter() - t0
     figures = {"speakers": len(result.gmms), "seconds": seconds, "elapsed": elapsed,
                "speed": seconds / elapsed}
     out(f"speakers: {len(result.gmms)}; wrote {cfg.output_cluster} and {cfg.gmm_output}")
     out(f"time: {elapsed:.2f} s for {seconds:.1f} s of audio ({figures['speed']:.0f}x real time)")
-    if reference is not None:
-        for collar in (0.25, 0.0):
-            for skip in (False, True):
-                value = der(reference, turns, collar, skip, seconds)
-                figures[f"der_c{collar}_{'nooverlap' if skip else 'overlap'}"] = value
-                out(f"DER {100 * value:5.1f}%  (collar {collar:.2f} s, overlap "
-                    f"{'not scored' if skip else 'scored'})")
+    for (collar, skip), value in ders.items():
+        figures[f"der_c{collar}_{'nooverlap' if skip else 'overlap'}"] = value
+        out(f"DER {100 * value:5.1f}%  (collar {collar:.2f} s, overlap "
+            f"{'not scored' if skip else 'scored'})")
     if plot:
-        from em.diarization.plot import timeline
-        timeline(plot, turns, reference, seconds)
         out(f"timeline: {plot}")
     return figures

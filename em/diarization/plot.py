@@ -1,9 +1,11 @@
 """Timeline picture: hypothesis speakers against the reference (matplotlib, no screen)."""
 from __future__ import annotations
 
+import io
 
-def timeline(path, hypothesis, reference=None, seconds=None) -> None:
-    """Write a PNG with one row per speaker, hypothesis above the reference."""
+
+def timeline(hypothesis, reference=None, seconds=None) -> bytes:
+    """A PNG picture with one row per speaker, hypothesis above the reference."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -22,5 +24,7 @@ def timeline(path, hypothesis, reference=None, seconds=None) -> None:
         ax.set_xlim(0, seconds)
     ax.set_title("who spoke when: hypothesis (blue) vs reference (orange)")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=100)
     plt.close(fig)
+    return png.getvalue()

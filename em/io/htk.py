@@ -162,18 +162,23 @@ def read_htk(path):
     Returns ``(features, header)``: a native-endian C-contiguous float32 array of shape
     (frames, coefficients) and the :class:`HTKHeader`.  _C files are decompressed;
     WAVEFORM and DISCRETE int16 values are returned as float32, IREFC divided by 32767.
-    Raises :class:`HTKError` (naming the file) for malformed files, and FileNotFoundError.
+    Raises :class:`HTKError` (naming the file) for malformed files, and OSError (naming it)
+    for a missing, unreadable or directory path.  The header is checked against the file's
+    size before the data are read, so a large file that is not HTK is not read.
     """
     path = os.fspath(path)
     with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size < HEADER_SIZE:
+            raise HTKError(f"{path}: file has {size} bytes, shorter than the "
+                           f"{HEADER_SIZE}-byte HTK header")
+        h = HTKHeader(*_HEADER.unpack(f.read(HEADER_SIZE)))
+        _check_header(h, path, size)
         data = f.read()
-    if len(data) < HEADER_SIZE:
-        raise HTKError(f"{path}: file has {len(data)} bytes, shorter than the "
-                       f"{HEADER_SIZE}-byte HTK header")
-    h = HTKHeader(*_HEADER.unpack_from(data, 0))
-    _check_header(h, path, len(data))
+    if len(data) != size - HEADER_SIZE:
+        raise HTKError(f"{path}: file changed size while being read")
+    off = 0
     base = h.parm_kind & _BASE_MASK
-    off = HEADER_SIZE
     if h.compressed:
         D = h.samp_size // 2
         A = np.frombuffer(data, ">f4", D, off).astype(np.float64)

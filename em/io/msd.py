@@ -14,7 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
+from em.validation import MAX_ABS
+
 TIMBRE_DIM = 12
+_DATASETS = ("metadata/songs", "analysis/songs", "analysis/segments_timbre",
+             "metadata/artist_terms", "metadata/artist_terms_freq", "metadata/artist_terms_weight",
+             "musicbrainz/artist_mbtags", "musicbrainz/artist_mbtags_count")
 
 
 class MSDError(ValueError):
@@ -48,6 +53,9 @@ def read_track(path) -> Track:
     except OSError as exc:
         raise MSDError(f"{path}: not a readable HDF5 file ({exc})") from None
     with f:
+        missing = [name for name in _DATASETS if name not in f]
+        if missing:
+            raise MSDError(f"{path}: not an MSD per-track file (no {', '.join(missing)})")
         try:
             meta = f["metadata/songs"][0]
             ana = f["analysis/songs"][0]
@@ -67,17 +75,23 @@ def read_track(path) -> Track:
         raise MSDError(f"{path}: artist terms/tags and their frequencies differ in length")
     if not np.all(np.isfinite(timbre)):
         raise MSDError(f"{path}: segments_timbre holds NaN or infinite values")
+    if timbre.size and np.abs(timbre).max() > MAX_ABS["float32"]:
+        raise MSDError(f"{path}: segments_timbre has values up to {np.abs(timbre).max():.3g}, "
+                       f"beyond the {MAX_ABS['float32']:g} that float32 features allow")
     return track
 
 
 def find_track_files(root) -> list[Path]:
-    """Every ``*.h5`` file under ``root`` (recursively, sorted); MSDError if root is not a
-    directory or holds none."""
+    """Every ``*.h5`` regular file under ``root`` (recursively, sorted; a pipe or device would
+    block the reader); MSDError if root is not a directory or holds none."""
     root = Path(root)
     if not root.is_dir():
-        raise MSDError(f"{root}: no such directory")
-    files = sorted(Path(d) / n for d, _, names in os.walk(root) for n in names
-                   if n.endswith(".h5"))
+        raise MSDError(f"{root}: {'not a directory' if root.exists() else 'no such directory'}")
+
+    def unreadable(exc):
+        raise MSDError(f"{exc.filename}: cannot list this directory ({exc.strerror})")
+    files = sorted(Path(d) / n for d, _, names in os.walk(root, onerror=unreadable)
+                   for n in names if n.endswith(".h5") and os.path.isfile(Path(d) / n))
     if not files:
         raise MSDError(f"{root}: no .h5 track files under this directory")
     return files

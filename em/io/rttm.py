@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from em.io.files import atomic_write
+from em.io.files import atomic_write, read_text
 
-__all__ = ["Turn", "read_rttm", "write_rttm", "segments_from_labels"]
+__all__ = ["Turn", "read_rttm", "rttm_text", "write_rttm", "segments_from_labels"]
 
 
 @dataclass
@@ -35,39 +35,40 @@ def read_rttm(path) -> list[Turn]:
 
     Blank lines, ';;' comments and other record types are skipped; a malformed SPEAKER
     line (too few fields, non-numeric channel/onset/duration, negative or non-finite
-    onset/duration) raises ValueError naming the file and line number.
+    onset/duration) raises ValueError naming the file and line number, and so does a file
+    that is not UTF-8 text.
     """
     path = os.fspath(path)
     turns = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            stripped = line.strip()
-            if not stripped or stripped.startswith(";;"):
-                continue
-            fields = stripped.split()
-            if fields[0] != "SPEAKER":
-                continue
+    for lineno, line in enumerate(read_text(path, "an RTTM file").splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith(";;"):
+            continue
+        fields = stripped.split()
+        if fields[0] != "SPEAKER":
+            continue
 
-            def bad(msg):
-                return ValueError(f"{path}:{lineno}: {msg}: {stripped!r}")
+        def bad(msg):
+            return ValueError(f"{path}:{lineno}: {msg}: {stripped!r}")
 
-            if len(fields) < 8:
-                raise bad(f"SPEAKER line has {len(fields)} fields, expected 10")
-            try:
-                channel = int(fields[2])
-            except ValueError:
-                raise bad(f"channel {fields[2]!r} is not an integer") from None
-            try:
-                onset, duration = float(fields[3]), float(fields[4])
-            except ValueError:
-                raise bad("onset/duration are not numbers") from None
-            if not (math.isfinite(onset) and math.isfinite(duration)):
-                raise bad("onset/duration are not finite")
-            if onset < 0:
-                raise bad(f"negative onset {onset}")
-            if duration < 0:
-                raise bad(f"negative duration {duration}")
-            turns.append(Turn(fields[1], channel, onset, duration, fields[7]))
+        if len(fields) < 8:
+            raise bad(f"SPEAKER line has {len(fields)} fields, expected 10")
+        try:
+            channel = int(fields[2])
+        except ValueError:
+            raise bad(f"channel {fields[2]!r} is not an integer") from None
+        try:
+            onset, duration = float(fields[3]), float(fields[4])
+        except ValueError:
+            raise bad("onset/duration are not numbers") from None
+        if not (math.isfinite(onset) and math.isfinite(duration)
+                and math.isfinite(onset + duration)):
+            raise bad("onset/duration are not finite")
+        if onset < 0:
+            raise bad(f"negative onset {onset}")
+        if duration < 0:
+            raise bad(f"negative duration {duration}")
+        turns.append(Turn(fields[1], channel, onset, duration, fields[7]))
     return turns
 
 
@@ -84,7 +85,11 @@ def write_rttm(path, turns) -> None:
     Invalid turns (negative/non-finite times, names with whitespace) raise ValueError
     before anything is written.
     """
-    path = os.fspath(path)
+    atomic_write(path, rttm_text(turns).encode("utf-8"))
+
+
+def rttm_text(turns) -> str:
+    """The RTTM SPEAKER lines of ``turns``, as :func:`write_rttm` writes them."""
     lines = []
     for i, t in enumerate(turns):
         file = _check_token(t.file, "file", i)
@@ -96,7 +101,7 @@ def write_rttm(path, turns) -> None:
                              f"finite and non-negative")
         lines.append(f"SPEAKER {file} {channel} {onset:.3f} {duration:.3f} "
                      f"<NA> <NA> {speaker} <NA> <NA>\n")
-    atomic_write(path, "".join(lines).encode("utf-8"))
+    return "".join(lines)
 
 
 def segments_from_labels(labels, frame_period_s: float, file: str, channel: int = 1,

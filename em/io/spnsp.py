@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from em.io.files import read_text
+
 
 def read_spnsp(path) -> np.ndarray:
     """Boolean speech mask; a clear ValueError for other contents or an empty file."""
-    text = open(path).read().split()
+    text = read_text(path, "a speech/non-speech file").split()
     if not text:
         raise ValueError(f"{path}: empty speech/non-speech file")
     bad = [t for t in text if t not in ("0", "1")]

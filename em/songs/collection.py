@@ -9,12 +9,14 @@ import hashlib
 import json
 import os
 import sys
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from em.io.files import atomic_write
-from em.io.msd import MSDError, find_track_files, read_track
+from em.io.msd import TIMBRE_DIM, MSDError, find_track_files, read_track
 from em.songs.recommend import Collection
 from em.specializer.cache import cache_dir
 
@@ -44,10 +46,16 @@ def _save(path: Path, c: Collection) -> None:
 
 
 def _load(path: Path) -> Collection:
+    """The cached collection; ValueError if the file is not a consistent cache entry."""
     with np.load(path, allow_pickle=False) as z:
         tags = [[(t, f) for t, f in song] for song in json.loads(str(z["tags"]))]
-        return Collection(z["track_id"], z["title"], z["artist"], z["offsets"], z["timbre"],
-                          tags)
+        c = Collection(z["track_id"], z["title"], z["artist"], z["offsets"], z["timbre"], tags)
+    n = len(c)
+    if not (len(c.title) == len(c.artist) == len(c.tags) == n and c.offsets.shape == (n + 1,)
+            and c.timbre.shape[1:] == (TIMBRE_DIM,) and c.offsets[0] == 0
+            and np.all(np.diff(c.offsets) > 0) and c.offsets[-1] == len(c.timbre)):
+        raise ValueError(f"{path}: inconsistent feature cache")
+    return c
 
 
 def load_collection(root, use_cache: bool = True, progress: bool = True):
@@ -56,11 +64,15 @@ def load_collection(root, use_cache: bool = True, progress: bool = True):
     MSDError if none is usable.  A collection with skipped files is not cached, so that every
     run reports them (fix or remove them to get the cache)."""
     files = find_track_files(root)
-    cache = cache_dir() / "msd-features" / f"{_key(files)}.npz"
-    if use_cache and cache.is_file():
+    try:
+        cache = cache_dir() / "msd-features" / f"{_key(files)}.npz" if use_cache else None
+    except OSError:
+        cache = None                                # no usable cache directory: only slower
+    if cache is not None and cache.is_file():
         try:
             return _load(cache), []
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile,
+                zlib.error):
             pass                                    # unreadable cache: rebuild it
     from tqdm import tqdm
     rows, skipped = [], []
@@ -83,7 +95,7 @@ def load_collection(root, use_cache: bool = True, progress: bool = True):
                    np.array([t.artist for t in rows]), np.r_[0, np.cumsum(lengths)].astype(np.int64),
                    np.concatenate([t.timbre for t in rows]).astype(np.float32),
                    [_tags(t) for t in rows])
-    if use_cache and not skipped:
+    if cache is not None and not skipped:
         try:
             os.makedirs(cache.parent, exist_ok=True)
             _save(cache, c)

@@ -92,6 +92,9 @@ def recommend(collection: Collection, tag: str, *, components: int = 32, seed: i
                              "least one training and one test song")
     train, test = np.sort(order[:n_train]), order[n_train:]
     unlabelled = np.flatnonzero(~tagged)
+    if len(unlabelled) == 0:
+        raise RecommendError(f"every one of the {len(collection)} songs has the tag {tag!r}: "
+                             "there is no song without it to recommend")
     X_train = collection.segments(train)
     if len(X_train) < components:
         raise RecommendError(f"the {len(train)} training song(s) have {len(X_train)} segments, "
@@ -101,9 +104,12 @@ def recommend(collection: Collection, tag: str, *, components: int = 32, seed: i
     if len(X_ubm) < components:
         raise RecommendError(f"{len(X_ubm)} segments for the UBM, fewer than {components}")
     model = GMM(components, X_train.shape[1], "diag", seed=seed, backend=backend)
-    model.train(X_train)
     ubm = GMM(components, X_train.shape[1], "diag", seed=seed + 1, backend=backend)
-    ubm.train(X_ubm)
+    for what, gmm, X in (("tag model", model, X_train), ("UBM", ubm, X_ubm)):
+        try:
+            gmm.train(X)
+        except ValueError as exc:                  # e.g. fewer distinct segments than Gaussians
+            raise RecommendError(f"cannot train the {what} on {len(X)} segments: {exc}") from None
 
     def ranked(songs):
         tag_ll, ubm_ll = mean_logliks((model, ubm), collection, songs)
