@@ -31,9 +31,10 @@ WORK_PER_THREAD = 5e7              # flops a pass must have per thread before an
 # A component whose mean lies further than this from the data centre (squared, in its standard
 # deviations: per feature for diag, Mahalanobis for full) has its moments taken about its own
 # mean: the rounding of moments about the centre grows with that distance (about 3e-7 x it,
-# relative, in float32), and this keeps variances within 1e-4.  About its mean costs diag ~2x
-# the statistics work of the GEMM about the centre, full ~20% more.
-EXACT_BEYOND = {"float32": 3e2, "float64": 1e6}
+# relative, in float32; 6e-16 x it in float64), and this keeps variances within 3e-4 (float32)
+# and 1e-9 (float64).  About its mean costs diag ~2x the statistics work of the GEMM about the
+# centre, full ~20% more.
+EXACT_BEYOND = {"float32": 1e3, "float64": 1e6}
 
 # the kernels' argument lists, declared once: rendered into the C source and bound to ctypes
 FUSED = Signature("const T* X, int64_t N, int64_t M, const double* weight, const double* c, "

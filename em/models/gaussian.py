@@ -165,21 +165,32 @@ def m_step(stats: Stats, cvtype: str, reg_covar: float):
 
 def _repair_definiteness(covars: np.ndarray, reg_covar: float) -> None:
     """In place: a covariance (+ reg_covar) that rounding left slightly indefinite -- a
-    component with fewer points than dimensions is singular before the regulariser, and float32
-    statistics round at 1e-7 of the data's scale -- gets its negative eigenvalues clipped to 0
-    before reg_covar is added back, as exact arithmetic would have had it."""
+    component with fewer points than dimensions is singular before the regulariser, float32
+    statistics round at 1e-7 of the data's scale, an outlier can stretch one axis by 1e30 --
+    gets the negative eigenvalues of its correlation matrix clipped to 0 before reg_covar is
+    added back, as exact arithmetic would have had it.  (Working on the correlation matrix
+    keeps the repair exact whatever the ratio of the variances.)  Where even that is not
+    representable in float64, the component keeps only its variances."""
     try:
         np.linalg.cholesky(covars)
         return
     except np.linalg.LinAlgError:
         pass
+    eye = np.eye(covars.shape[1])
     for k, cov in enumerate(covars):
         try:
             np.linalg.cholesky(cov)
         except np.linalg.LinAlgError:
-            w, V = np.linalg.eigh(cov - reg_covar * np.eye(cov.shape[0]))
-            fixed = (V * np.maximum(w, 0.0)) @ V.T
-            covars[k] = 0.5 * (fixed + fixed.T) + reg_covar * np.eye(cov.shape[0])
+            bare = cov - reg_covar * eye
+            scale = np.sqrt(np.maximum(np.diag(bare), np.finfo(float).tiny))
+            w, V = np.linalg.eigh(bare / np.outer(scale, scale))
+            corr = (V * np.maximum(w, 0.0)) @ V.T
+            fixed = 0.5 * (corr + corr.T) * np.outer(scale, scale) + reg_covar * eye
+            try:
+                np.linalg.cholesky(fixed)
+            except np.linalg.LinAlgError:
+                fixed = np.diag(np.diag(cov))
+            covars[k] = fixed
 
 
 def dead_mask(N: np.ndarray) -> np.ndarray:
