@@ -135,9 +135,12 @@ class _Module:
             sources, what=f"the C kernels for {cvtype} D={D} {dtype}, any M ({target.isa}, "
                           f"{widths} vectors)")
         self.tag = cc.source_hash(sources)[:12]       # kernels and CPU: new code is re-tuned
-        self.fused = {n: FUSED.bind(getattr(self.lib, f"fused_{n}")) for n in self.variants}
-        self.score = {n: SCORE.bind(getattr(self.lib, f"score_{n}")) for n in self.variants}
-        self._max_threads = self.lib.em_max_threads
+        try:
+            self.fused = {n: FUSED.bind(getattr(self.lib, f"fused_{n}")) for n in self.variants}
+            self.score = {n: SCORE.bind(getattr(self.lib, f"score_{n}")) for n in self.variants}
+            self._max_threads = self.lib.em_max_threads
+        except AttributeError as exc:                 # a library that is not what we built
+            raise cc.CompileError(f"{self.info['path']} lacks the kernels ({exc})") from None
         self._max_threads.restype = ctypes.c_int
 
     def names(self, M: int, D: int, cvtype: str, dtype: str) -> list[str]:

@@ -223,6 +223,8 @@ def build(sources: str | list[str], what: str = "a kernel") -> tuple[Path, bool]
         if problem != "absent":
             _discard(folder, problem)
         folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob("tmp*"):          # left by a process killed mid-compile
+            shutil.rmtree(stale, ignore_errors=True)
         with tempfile.TemporaryDirectory(dir=folder) as tmp:
             srcs = [os.path.join(tmp, f"unit{i}.cpp") for i in range(len(units))]
             for path, text in zip(srcs, units):
@@ -273,7 +275,9 @@ def load(sources: str | list[str], what: str = "a kernel") -> tuple[ctypes.CDLL,
             _LOADED[key] = ctypes.CDLL(key)
             break
         except OSError as exc:
-            if compiled or attempt:
+            if compiled or attempt:                # just built and still unloadable: give up,
+                with _lock(lib_path.parent):       # leaving nothing for the next process
+                    shutil.rmtree(lib_path.parent, ignore_errors=True)
                 raise CompileError(f"cannot load {key}: {exc}") from None
             with _lock(lib_path.parent):
                 _discard(lib_path.parent, f"the loader rejects it: {exc}")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import warnings
 from dataclasses import asdict, dataclass
@@ -118,13 +119,17 @@ def _native(cxx: str, compiler: str, cpu: str, march_flag: str) -> Target:
     except (OSError, ValueError, TypeError, AttributeError) as exc:
         warnings.warn(f"em: {path} is damaged ({type(exc).__name__}); asking the compiler "
                       "again", RuntimeWarning, stacklevel=4)
+        if path.is_dir():                        # a folder where our file should be
+            shutil.rmtree(path, ignore_errors=True)
     target = from_macros(_macros(cxx, march_flag), march_flag)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
     try:
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
         tmp.write_text(json.dumps({key: asdict(target)}))
         os.replace(tmp, path)
     except OSError:
         pass                                     # read-only cache: ask again next process
+    finally:
+        tmp.unlink(missing_ok=True)
     return target
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import threading
 import time
 import warnings
@@ -49,6 +50,10 @@ def read(path: Path | None = None) -> dict:
     """The whole tuning file: {key: record}.  Absent: {}.  Unreadable, or entries of the wrong
     shape: those are discarded with one warning (per file and process), never an exception."""
     path = path or tuning_file()
+    if path.is_dir():                           # a folder where the file should be: ours, removed
+        _damaged(path, "a folder, not a file")
+        shutil.rmtree(path, ignore_errors=True)
+        return {}
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
@@ -78,8 +83,11 @@ def _write(key: str, record: dict, path: Path) -> None:
         data = read(path)
         data[key] = record
         tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-        os.replace(tmp, path)
+        try:
+            tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 def time_calls(candidates: dict[str, Callable[[], object]], rounds: int = ROUNDS) -> dict:
