@@ -17,6 +17,14 @@ ROOT = Path(__file__).resolve().parents[1]
 TOL = {"float32": 1e-5, "float64": 1e-10}
 
 
+def grid_tol(dtype: str, D: int) -> float:
+    """TOL for a problem of D features.  log rho sums D terms in the data's dtype, so its
+    rounding grows with D (float32 at D=512: ~1e-6 of |log rho| ~ 700, i.e. 4e-4 nats between
+    two components), and a statistic moves with it in proportion to |x - mu|^2 ~ D: beyond
+    D = 64 the tolerance grows with (D/64)^2 (6.4e-4 at D = 512 in float32)."""
+    return TOL[dtype] * max(1.0, D / 64) ** 2
+
+
 def subprocess_env(**overrides) -> dict:
     """os.environ (with EM_CACHE_DIR as the session set it) + the repo on PYTHONPATH."""
     env = dict(os.environ)

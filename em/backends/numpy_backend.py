@@ -7,12 +7,12 @@ taken about its own current mean (x - mu_k, as scikit-learn does), so they never
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import logsumexp
 
 from em.backends.base import Backend, Prepared
 from em.models.gaussian import ScoringForm, Stats
 
-CHUNK_ELEMENTS = 1 << 20          # about 8 MB of float64 per chunk temporary
+CHUNK_ELEMENTS = 1 << 17          # 1 MB of float64 per chunk temporary: stays in cache
+SMALL_D = 8                       # full covariance up to this D: a feature at a time, all M
 
 
 class NumpyBackend(Backend):
@@ -44,7 +44,7 @@ class NumpyBackend(Backend):
                 resp = np.zeros_like(log_rho)
                 resp[np.arange(len(best)), best] = 1.0
             else:
-                ll = logsumexp(log_rho, axis=1)
+                ll = _logsumexp(log_rho)
                 resp = np.exp(log_rho - ll[:, None])
             if prep.weight is not None:
                 w = prep.weight[sl]
@@ -53,24 +53,39 @@ class NumpyBackend(Backend):
             else:
                 loglik += float(ll.sum())
             N += resp.sum(axis=0)
-            for k in range(M):
-                u = x - form.means[k]
-                ru = u * resp[:, k:k + 1]
-                S1[k] += ru.sum(axis=0)
-                S2[k] += (ru * u).sum(axis=0) if form.cvtype == "diag" else ru.T @ u
+            if form.cvtype == "diag":                          # a feature at a time: (rows, M)
+                for d in range(D):
+                    u = x[:, d, None] - form.means[:, d]
+                    ru = resp * u
+                    S1[:, d] += ru.sum(axis=0)
+                    np.multiply(ru, u, out=ru)
+                    S2[:, d] += ru.sum(axis=0)
+            elif D <= SMALL_D:                                 # a pair of features at a time
+                us = [x[:, d, None] - form.means[:, d] for d in range(D)]
+                for i in range(D):
+                    ru = resp * us[i]
+                    S1[:, i] += ru.sum(axis=0)
+                    for j in range(i, D):
+                        S2[:, i, j] += (ru * us[j]).sum(axis=0)
+                        S2[:, j, i] = S2[:, i, j]
+            else:
+                for ks, u in _differences(x, form.means):     # (rows, block, D)
+                    ru = u * resp[:, ks, None]
+                    S1[ks] += ru.sum(axis=0)
+                    S2[ks] += ru.transpose(1, 2, 0) @ u.transpose(1, 0, 2)
         return Stats(loglik, N, S1, S2, form.means.copy())
 
     def loglik(self, prep: Prepared, form: ScoringForm) -> np.ndarray:
         out = np.empty(prep.N)
         for sl, _, log_rho in self._chunks(prep, form):
-            out[sl] = logsumexp(log_rho, axis=1)
+            out[sl] = _logsumexp(log_rho)
         return out
 
     def log_posteriors(self, prep: Prepared, form: ScoringForm):
         ll = np.empty(prep.N)
         post = np.empty((prep.N, form.M))
         for sl, _, log_rho in self._chunks(prep, form):
-            ll[sl] = logsumexp(log_rho, axis=1)
+            ll[sl] = _logsumexp(log_rho)
             post[sl] = log_rho - ll[sl, None]
         return ll, post
 
@@ -81,14 +96,41 @@ class NumpyBackend(Backend):
         return out
 
 
+def _logsumexp(log_rho: np.ndarray) -> np.ndarray:
+    """log sum_k exp(log_rho[:, k]) per row, the maximum taken out (rows of -inf give -inf)."""
+    mx = log_rho.max(axis=1)
+    safe = np.where(np.isfinite(mx), mx, 0.0)
+    with np.errstate(divide="ignore"):
+        return safe + np.log(np.exp(log_rho - safe[:, None]).sum(axis=1))
+
+
+def _differences(x: np.ndarray, means: np.ndarray):
+    """Yield (slice of components, x - mu_k for them (rows, block, D)): blocks of components
+    sized so that one block of differences is about CHUNK_ELEMENTS."""
+    M, D = means.shape
+    block = max(1, CHUNK_ELEMENTS // max(x.shape[0] * D, 1))
+    for k0 in range(0, M, block):
+        ks = slice(k0, min(k0 + block, M))
+        yield ks, x[:, None, :] - means[None, ks, :]
+
+
 def _log_rho(x: np.ndarray, form: ScoringForm) -> np.ndarray:
-    """log rho (rows, M), from the differences x - mu_k (no cancelling expansion)."""
-    quad = np.empty((x.shape[0], form.M))
-    for k in range(form.M):
-        d = x - form.means[k]
-        if form.cvtype == "diag":
-            quad[:, k] = (d * d) @ form.prec[k]
-        else:
-            y = d @ form.prec[k]
-            quad[:, k] = np.einsum("ij,ij->i", y, y)
+    """log rho (rows, M), from the differences x - mu_k (no cancelling expansion): diag a
+    feature at a time over all components, full a block of components at a time."""
+    quad = np.zeros((x.shape[0], form.M))
+    if form.cvtype == "diag":
+        for d in range(form.D):
+            u = x[:, d, None] - form.means[:, d]
+            np.multiply(u, u, out=u)
+            np.multiply(u, form.prec[:, d], out=u)
+            quad += u
+    elif form.D <= SMALL_D:                  # y_j = sum_{i <= j} u_i U_ij, over all components
+        us = [x[:, d, None] - form.means[:, d] for d in range(form.D)]
+        for j in range(form.D):
+            y = sum(us[i] * form.prec[:, i, j] for i in range(j + 1))
+            quad += y * y
+    else:
+        for ks, u in _differences(x, form.means):
+            y = u.transpose(1, 0, 2) @ form.prec[ks]          # (block, rows, D)
+            quad[:, ks] = np.einsum("knd,knd->nk", y, y)
     return form.log_const - 0.5 * quad

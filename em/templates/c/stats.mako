@@ -70,12 +70,23 @@ static inline void stats_tile(const Form* f, int64_t k0, int64_t k1, const T* z,
             else fast = 1;
         }
         if (!fast) continue;
-% for p in L.stats_panels:
-<%k:rank1 rows="${KR}" vecs="${p.nv}" n="nb" i="b" a="${lambda r, i: f'r{r}[(size_t){i} * rb]'}" b="${lambda i, v, p=p: f'z + (size_t){i} * ZW + {(p.v0 + v) * L.lanes}'}">
+<%
+    full = [p for p in L.stats_panels if p.nv == NR]
+    rest = [p for p in L.stats_panels if p.nv != NR]
+    looped = len(full) > 2            # many panels (large D): one run-time loop, not unrolled
+    panels = ([(None, NR)] if looped else [(p.v0 * L.lanes, p.nv) for p in full]) + \
+        [(p.v0 * L.lanes, p.nv) for p in rest]
+%>\
+% for off, nv in panels:
+% if off is None:
+        for (int p0 = 0; p0 < ${len(full) * NR * L.lanes}; p0 += ${NR * L.lanes})
+% endif
+<% col = "p0" if off is None else str(off) %>\
+<%k:rank1 rows="${KR}" vecs="${nv}" n="nb" i="b" a="${lambda r, i: f'r{r}[(size_t){i} * rb]'}" b="${lambda i, v, col=col: f'z + (size_t){i} * ZW + {col} + {v * L.lanes}'}">
 % for c in range(KR):
             if (${c} < nk && !f->exact[c0 + ${c}]) {
-                double* o = aZ + (size_t)(c0 + ${c}) * ZW + ${p.v0 * L.lanes};
-% for v in range(p.nv):
+                double* o = aZ + (size_t)(c0 + ${c}) * ZW + ${col};
+% for v in range(nv):
                 vadd_to(o + ${v * L.lanes}, acc${c}_${v});
 % endfor
             }
