@@ -25,7 +25,8 @@ from em.specializer.layout import Layout
 from em.specializer.render import render
 from em.specializer.signature import Signature
 
-TUNE_ROWS = 1 << 15                # rows the variants are timed on
+TUNE_ROWS = (1 << 12, 1 << 15)    # rows the variants are timed on: at least, at most
+TUNE_FLOPS = 2e8                   # ... and about this much work per timed call
 PRIVATE_STATS_LIMIT = 256 << 20    # bytes of per-thread accumulators before 'samples' is dropped
 WORK_PER_THREAD = 5e7              # flops a pass must have per thread before another is woken
 # A component whose mean lies further than this from the data centre (squared, in its standard
@@ -223,8 +224,10 @@ class CBackend(Backend):
         names = mod.names(form.M, form.D, form.cvtype, dtype)
         key = tuning.problem_key("c", kernel, form.M, form.D, form.cvtype, dtype, prep.N,
                                  self.target().tag, mod.tag)
-        sub = Prepared(prep.X[:TUNE_ROWS], None if prep.weight is None else
-                       prep.weight[:TUNE_ROWS], prep.center)
+        lo, hi = TUNE_ROWS
+        rows = int(min(hi, max(lo, TUNE_FLOPS / work_flops(1, form.M, form.D, form.cvtype))))
+        sub = Prepared(prep.X[:rows], None if prep.weight is None else prep.weight[:rows],
+                       prep.center)
         candidates = {v: (lambda v=v: run(v, sub)) for v in names}
         return tuning.choose(key, candidates, names[0], self._choices, self.variant)
 

@@ -173,8 +173,10 @@ static inline void stats_tri(const Form* f, int64_t k0, int64_t k1, const T* xt,
         for (int i0 = 0; i0 < D; i0 += VW) {   // (u and) r u for every feature, and S1 from them
             vT s1[VW];
             for (int t = 0; t < VW; ++t) {
+                s1[t] = vzero();
+                if (i0 + t >= D) continue;     // rows past D stay zero in rxt and ut
                 const size_t row = (size_t)(i0 + t) * B;
-                const T mi = exact && i0 + t < D ? m[i0 + t] : (T)0;
+                const T mi = exact ? m[i0 + t] : (T)0;
                 vT acc = vzero();
                 for (int s = 0; s < nsv; ++s) {
                     vT u = vload(xt + row + s * VW);
