@@ -1,18 +1,16 @@
-"""The user-facing GMM class: parameters, validation and the EM loop (no data loops here)."""
+"""The user-facing GMM class (the PyCASP-style API): parameters, validation, and EM through
+the shared driver :func:`em.fit.run` (no data loops here)."""
 from __future__ import annotations
-
-import warnings
 
 import numpy as np
 
-from em import backends
+from em import backends, fit as driver
+from em.fit import EMWarning  # noqa: F401  (re-exported: em.EMWarning)
 from em.models import gaussian as G
+from em.models.gmm import EM, GaussianParams, pooled_cov
+from em.seeding import distinct_rows
 from em.validation import (check_cvtype, check_data, check_params, check_int, check_real,
                            check_sample_weight)
-
-
-class EMWarning(RuntimeWarning):
-    """Something in training needed repair (e.g. a component lost all its mass)."""
 
 
 class Components:
@@ -129,53 +127,21 @@ class GMM:
         if self._params is None:
             self._seed(prep, rng)
         total_w = prep.total_weight
-        history, prev, converged = [], None, False
-        for it in range(max_iters + 1):
-            if it == max_iters:                      # score the final parameters
-                if not loglik:
-                    break
-                ll = _finite_loglik(self._total_loglik(prep))
-                history.append(ll / total_w)
-                break
-            stats = self.backend.fused_stats(prep, self._form)
-            ll = _finite_loglik(stats.loglik)
-            history.append(ll / total_w)
-            if prev is not None and it >= min_iters and \
-                    abs(ll - prev) <= tol * max(abs(ll), total_w):
-                converged = True
-                break
-            self._m_step(stats, prep, rng)
-            prev = ll
-        self.n_iter_ = it
-        self.converged_ = converged
-        self.loglik_history_ = history
-        return ll if loglik else None
 
-    def _m_step(self, stats: G.Stats, prep, rng):
-        weights, means, covars = G.m_step(stats, self.cvtype, self.reg_covar)
-        dead = np.flatnonzero(G.dead_mask(stats.N))
-        if dead.size:
-            weights, means, covars = self._reseed(dead, stats, prep, weights, means, covars)
-        self._set_params(weights, means, covars)
+        def stop(history):
+            it = len(history) - 1
+            return it > 0 and it >= min_iters and \
+                abs(history[-1] - history[-2]) <= tol * max(abs(history[-1]), total_w)
 
-    def _total_loglik(self, prep) -> float:
-        ll = self.backend.loglik(prep, self._form)
-        return float(ll.sum() if prep.weight is None else prep.weight @ ll)
-
-    def _reseed(self, dead, stats, prep, weights, means, covars):
-        """Re-seed components that lost their mass at the worst-explained samples."""
-        warnings.warn(f"em: {dead.size} component(s) lost all their mass "
-                      f"({dead.tolist()[:10]}); re-seeding them from the worst-explained samples",
-                      EMWarning, stacklevel=4)
-        ll = self.backend.loglik(prep, self._form)
-        if prep.weight is not None:
-            ll[prep.weight <= 0] = np.inf
-        worst = np.argsort(ll, kind="stable")[:dead.size]
-        _, cov = G.global_moments(stats, self.cvtype)
-        means[dead] = prep.X[worst]
-        covars[dead] = _regularise(cov, self.reg_covar, self.cvtype)
-        weights[dead] = 1.0 / prep.N                 # the mass of one average sample
-        return weights / weights.sum(), means, covars
+        p = self._params
+        res = driver.run(EM(self.cvtype, self.reg_covar),
+                         GaussianParams(p["weights"], p["means"], p["covars"]), self.backend,
+                         prep, max_iter=max_iters, stop=stop, score_last=loglik)
+        self._set_params(res.params.weights, res.params.means, res.params.cov)
+        self.n_iter_ = res.n_iter
+        self.converged_ = res.converged
+        self.loglik_history_ = [ll / total_w for ll in res.history]
+        return res.history[-1] if loglik else None
 
     def _seed(self, prep, rng):
         """Means at distinct random samples, covariances from the data, uniform weights."""
@@ -183,13 +149,12 @@ class GMM:
         if prep.N < M:
             raise ValueError(f"cannot seed {M} components from {prep.N} samples: "
                              "need at least M samples (or pass initial parameters)")
-        one = G.ScoringForm(self.cvtype, prep.center[None, :],
-                            np.ones((1, D)) if self.cvtype == "diag" else np.eye(D)[None],
-                            np.zeros(1))
+        one = G.scoring_form(np.ones(1), prep.center[None, :],
+                             np.ones((1, D)) if self.cvtype == "diag" else np.eye(D)[None],
+                             self.cvtype)
         _, cov = G.global_moments(self.backend.fused_stats(prep, one), self.cvtype)
-        rows = _distinct_rows(prep, M, rng)
-        means = prep.X[rows].astype(np.float64)
-        covars = np.repeat(_regularise(cov, self.reg_covar, self.cvtype)[None], M, axis=0)
+        means = prep.X[distinct_rows(prep, M, rng)].astype(np.float64)
+        covars = np.repeat(pooled_cov(cov, self.cvtype, self.reg_covar)[None], M, axis=0)
         if self.cvtype == "full":
             G.cholesky_lower(covars, "data covariance + reg_covar")
         self._set_params(np.full(M, 1.0 / M), means, covars)
@@ -230,33 +195,6 @@ class GMM:
         """Read a model written by :meth:`save`."""
         from em.persist import load_gmm
         return load_gmm(path, backend=backend)
-
-
-def _regularise(cov, reg, cvtype):
-    if cvtype == "diag":
-        return np.maximum(cov, 0.0) + reg
-    return cov + reg * np.eye(cov.shape[0])
-
-
-def _distinct_rows(prep, M, rng) -> np.ndarray:
-    """Indices of M samples with distinct rows (and positive weight), chosen at random."""
-    order = rng.permutation(prep.N)
-    if prep.weight is not None:
-        order = order[prep.weight[order] > 0]
-    for candidates in (order[:4 * M], order):
-        _, first = np.unique(prep.X[candidates], axis=0, return_index=True)
-        if first.size >= M:
-            return candidates[np.sort(first)[:M]]
-    raise ValueError(f"the data has only {first.size} distinct (weighted) samples, fewer than "
-                     f"M={M} components: use fewer components or pass initial parameters")
-
-
-def _finite_loglik(ll: float) -> float:
-    if not np.isfinite(ll):
-        raise FloatingPointError(
-            f"log-likelihood is {ll}: some sample has zero density under every component "
-            "(check the data scale, reg_covar and the initial parameters)")
-    return float(ll)
 
 
 def _check_iters(tol, min_iters, max_iters):

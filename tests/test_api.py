@@ -27,11 +27,12 @@ def _fresh(M, D, cvtype, means, covars, weights, **kw):
 
 
 # -- exports and construction ------------------------------------------------------------------
-def test_star_import_exports_exactly_gmm_and_bic():
+def test_star_import_exports_exactly_the_public_classes():
     ns: dict = {}
     exec("from em import *", ns)
     ns.pop("__builtins__", None)
-    assert set(ns) == {"GMM", "compute_distance_BIC"}
+    assert set(ns) == {"GMM", "compute_distance_BIC", "Kmeans", "GaussianMixture",
+                       "VariationalGaussianMixture", "DPVariationalGaussianMixture"}
     assert ns["GMM"] is GMM and ns["compute_distance_BIC"] is compute_distance_BIC
 
 

@@ -15,7 +15,8 @@ import pytest
 import em.backends.c_backend as c_backend
 from em.backends.c_backend import CBackend
 from em.backends.numpy_backend import NumpyBackend
-from em.models.gaussian import ScoringForm, scoring_form
+from em.contract import ScoringForm
+from em.models.gaussian import scoring_form
 from em.specializer import compile as cc
 from em.specializer import layout as lay
 from em.specializer import target as tg

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from em.models.gaussian import ScoringForm, Stats
+from em.contract import ScoringForm, Stats
 
 
 class BackendUnavailable(RuntimeError):

@@ -17,7 +17,7 @@ import numpy as np
 
 from em.backends.base import Backend, BackendUnavailable, Prepared
 from em.backends.numpy_backend import NumpyBackend
-from em.models.gaussian import ScoringForm, Stats
+from em.contract import ScoringForm, Stats
 from em.specializer import compile as cc
 from em.specializer import target as tg
 from em.specializer import tuning

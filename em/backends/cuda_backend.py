@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 
 from em.backends.base import Backend, BackendUnavailable, Prepared
-from em.models.gaussian import ScoringForm, Stats
+from em.contract import ScoringForm, Stats
 from em.specializer import tuning
 from em.specializer.render import render
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from em.backends.base import Backend, Prepared
-from em.models.gaussian import ScoringForm, Stats
+from em.contract import ScoringForm, Stats
 
 CHUNK_ELEMENTS = 1 << 17          # 1 MB of float64 per chunk temporary: stays in cache
 SMALL_D = 8                       # full covariance up to this D: a feature at a time, all M

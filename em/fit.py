@@ -1,0 +1,108 @@
+"""The one training driver: EM, variational Bayes and k-means alike.
+
+A model supplies small hooks and never touches data (``em.models``):
+
+* ``form(params)`` -> :class:`~em.contract.ScoringForm`; ``hard`` (bool) asks the backend for
+  hard assignments (k-means);
+* ``m_step(stats)`` -> new params, from one fused pass's :class:`~em.contract.Stats`;
+* ``objective(params, loglik)`` -> the criterion from the pass's total log-likelihood
+  (EM: itself; variational: minus KL(q(theta) || p(theta)); k-means: minus the distortion);
+* ``dead(stats)`` -> indices of components that lost their mass, and
+  ``reseed(params, dead, rows, stats, n)`` -> params with those components restarted at ``rows``
+  (the worst-explained samples; n: the number of samples).
+
+Each iteration is one fused pass of the backend over the training data (plus a scoring pass
+over the test data when there is one), so the N x K responsibilities never exist.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+class EMWarning(RuntimeWarning):
+    """Something in training needed repair (e.g. a component lost all its mass)."""
+
+
+@dataclass
+class Result:
+    """What :func:`run` returns.  ``history`` / ``test_history``: the criterion of the
+    parameters of each iteration (before its update); ``best``: the parameters whose tracked
+    criterion (test if given, else data) was highest, ``params``: the last ones."""
+
+    params: object
+    best: object
+    n_iter: int
+    converged: bool
+    history: list = field(default_factory=list)
+    test_history: list = field(default_factory=list)
+
+
+def criterion(model, backend, prep, params) -> float:
+    """The model's criterion of ``params`` on prepared data (one scoring pass)."""
+    form = model.form(params)
+    if model.hard:
+        ll = backend.fused_stats(prep, form, hard=True).loglik
+    else:
+        per = backend.loglik(prep, form)
+        ll = float(per.sum() if prep.weight is None else prep.weight @ per)
+    return model.objective(params, finite(ll))
+
+
+def run(model, params, backend, prep, *, max_iter: int, stop, test=None,
+        score_last: bool = True, on_iter=None) -> Result:
+    """Iterate pass -> criterion -> update from ``params`` until ``stop(history)`` says so
+    or ``max_iter`` updates were made; the parameters after the last update are scored too
+    unless ``score_last`` is False.  ``stop`` sees the tracked history (test if given).
+    ``on_iter(i, params)`` is called with each scored parameter set."""
+    res = Result(params, params, 0, False)
+    best = -np.inf
+    while True:
+        if res.n_iter == max_iter and not score_last:
+            break
+        if res.n_iter == max_iter:
+            res.history.append(criterion(model, backend, prep, params))
+        else:
+            form = model.form(params)
+            stats = backend.fused_stats(prep, form, hard=model.hard)
+            res.history.append(model.objective(params, finite(stats.loglik)))
+        if test is not None:
+            res.test_history.append(criterion(model, backend, test, params))
+        tracked = res.test_history if test is not None else res.history
+        if tracked[-1] > best:
+            best, res.best = tracked[-1], params
+        if on_iter is not None:
+            on_iter(res.n_iter, params)
+        if res.n_iter == max_iter:
+            break
+        if stop(tracked):
+            res.converged = True
+            break
+        params = model.m_step(stats)
+        dead = model.dead(stats)
+        if dead.size:
+            params = _reseed(model, backend, prep, form, params, dead, stats)
+        res.n_iter += 1
+    res.params = params
+    return res
+
+
+def _reseed(model, backend, prep, form, params, dead, stats):
+    """Restart components that lost their mass at the samples worst explained by ``form``."""
+    warnings.warn(f"em: {dead.size} component(s) lost all their mass ({dead.tolist()[:10]}); "
+                  "re-seeding them from the worst-explained samples", EMWarning, stacklevel=4)
+    ll = backend.loglik(prep, form)
+    if prep.weight is not None:
+        ll[prep.weight <= 0] = np.inf
+    worst = np.argsort(ll, kind="stable")[:dead.size]
+    return model.reseed(params, dead, prep.X[worst].astype(np.float64), stats, prep.N)
+
+
+def finite(ll: float) -> float:
+    if not np.isfinite(ll):
+        raise FloatingPointError(
+            f"log-likelihood is {ll}: some sample has zero density under every component "
+            "(check the data scale, reg_covar and the initial parameters)")
+    return float(ll)

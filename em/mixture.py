@@ -1,0 +1,571 @@
+"""The megamix model family on the compiled kernels: :class:`Kmeans`, :class:`GaussianMixture`,
+:class:`VariationalGaussianMixture` and :class:`DPVariationalGaussianMixture` (Dirichlet process,
+or Pitman-Yor with ``pypcoeff`` > 0), with megamix's API (``fit``, ``predict_log_resp``,
+``score``, ``simplified_model``, ``write`` / ``read_and_init``).
+
+These classes validate, initialise and keep state; the iterations are :func:`em.fit.run`, the
+math is in ``em.models``, the data passes in ``em.backends``.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+import warnings
+
+import numpy as np
+
+from em import backends, fit as driver, seeding
+from em.contract import Stats
+from em.fit import EMWarning
+from em.models import gaussian as G
+from em.models.gmm import EM, GaussianParams, pooled_cov
+from em.models.kmeans import Kmeans as KmeansModel, KmeansParams, centre_form
+from em.models.variational import Prior, Variational, VariationalParams
+from em.validation import check_data, check_int, check_real
+
+COVARIANCE_TYPES = ("full", "diag", "spherical")
+SEEDS = ("random", "plus", "AF_KMC")
+
+
+class _Mixture:
+    """Shared machinery; subclasses set ``name``, ``inits`` and the model hooks."""
+
+    name = "mixture"
+    inits = SEEDS + ("kmeans",)
+
+    def __init__(self, n_components=1, covariance_type="full", init="kmeans", reg_covar=1e-6,
+                 type_init="resp", random_state=None, backend="auto"):
+        self.n_components = check_int(n_components, "n_components")
+        if covariance_type not in COVARIANCE_TYPES:
+            raise ValueError(f"covariance_type must be one of {COVARIANCE_TYPES}, "
+                             f"got {covariance_type!r}")
+        self.covariance_type = covariance_type
+        self.reg_covar = check_real(reg_covar, "reg_covar")
+        if type_init not in ("resp", "mcw"):
+            raise ValueError(f"type_init must be 'resp' or 'mcw', got {type_init!r}")
+        self.type_init = type_init
+        self.init = self._check_init(init)
+        self.random_state = random_state
+        self._rng = np.random.default_rng(random_state)
+        self._backend = backends.get_backend(backend)
+        self._params = None
+        self._prior = None
+        self.iter = 0
+        self.convergence_criterion_data: list[float] = []
+        self.convergence_criterion_test: list[float] = []
+
+    def _check_init(self, init):
+        if isinstance(init, str):
+            if init not in self.inits:
+                raise ValueError(f"init must be one of {self.inits} or an (n_points, "
+                                 f"n_components) array of responsibilities, got {init!r}")
+            return init
+        resp = np.array(init, dtype=np.float64)        # a copy: never the user's array
+        if resp.ndim != 2 or resp.shape[1] != self.n_components:
+            raise ValueError(f"init responsibilities must be (n_points, {self.n_components}), "
+                             f"got shape {resp.shape}")
+        if not np.isfinite(resp).all() or (resp < 0).any():
+            raise ValueError("init responsibilities must be finite and non-negative")
+        if self.type_init != "resp":
+            raise ValueError("an array init gives responsibilities: use type_init='resp'")
+        return resp
+
+    # -- parameters ----------------------------------------------------------------------
+    def _get(self, name):
+        if self._params is None:
+            raise ValueError(f"the {type(self).__name__} is not initialised: fit it or "
+                             "read_and_init it first")
+        return np.array(getattr(self._params, name))
+
+    means = property(lambda self: self._get("means"), doc="(n_components, dim) means.")
+    log_weights = property(lambda self: self._get("log_weights"),
+                           doc="(n_components,) log weights (variational: E[log pi_k]).")
+
+    # -- the model hooks -----------------------------------------------------------------
+    def _model(self, prep):
+        raise NotImplementedError
+
+    def _from_moments(self, model, weights, means, cov, n_points):
+        raise NotImplementedError
+
+    # -- fitting -------------------------------------------------------------------------
+    def fit(self, points_data, points_test=None, tol=1e-3, patience=None, n_iter_max=100,
+            n_iter_fix=None, saving=None, file_name="model", saving_iter=2):
+        """Train on ``points_data`` (n_points, dim).
+
+        Stops when the criterion per point grows by less than ``tol`` (``patience`` more
+        times), after ``n_iter_max`` iterations, or after exactly ``n_iter_fix``.  With
+        ``points_test`` the criterion is taken on it and the best parameters seen are restored
+        at the end (early stopping).  ``saving`` 'log' / 'linear' / 'final' writes checkpoints
+        (groups 'init', 'iterN', 'best') into ``file_name + '.h5'``.
+        """
+        X = check_data(points_data, name="points_data")
+        Xt = None if points_test is None else check_data(points_test, X.shape[1], "points_test")
+        tol = check_real(tol, "tol")
+        patience = 0 if patience is None else check_int(patience, "patience", 0)
+        max_iter = check_int(n_iter_max, "n_iter_max", 0) if n_iter_fix is None \
+            else check_int(n_iter_fix, "n_iter_fix", 0)
+        due = _saving_rule(saving, saving_iter)
+        prep = self._backend.prepare(X)
+        test = None if Xt is None else self._backend.prepare(Xt)
+        if self._params is not None and self.means.shape[1] != X.shape[1]:
+            raise ValueError(f"points_data has {X.shape[1]} columns but the model has "
+                             f"dim={self.means.shape[1]}")
+        if not (isinstance(self.init, str) and self.init == "user") or self._params is None:
+            self._prior = None
+            self._initialize(prep, test)
+            self.iter = 0
+        model = self._model(prep)
+        path = f"{file_name}.h5"
+        if saving is not None:
+            _write_group(path, "w", "init", self)
+
+        waited = 0
+
+        def stop(history):
+            nonlocal waited
+            if n_iter_fix is not None or len(history) < 2:
+                return False
+            if (history[-1] - history[-2]) / norm < tol:
+                waited += 1
+                return waited > patience
+            return False
+
+        def on_iter(i, params):
+            if saving is not None and i > 0 and due(self.iter + i):
+                self._params = params
+                _write_group(path, "a", f"iter{self.iter + i}", self)
+
+        norm = (test or prep).N
+        res = driver.run(model, self._params, self._backend, prep, max_iter=max_iter,
+                         stop=stop, test=test, on_iter=on_iter)
+        self._params = res.best if test is not None else res.params
+        self.iter += res.n_iter
+        sign = self._sign
+        self.convergence_criterion_data = [sign * c for c in res.history]
+        self.convergence_criterion_test = [sign * c for c in res.test_history]
+        if saving is not None:
+            _write_group(path, "a", "best", self)
+        return self
+
+    _sign = 1.0          # k-means reports the distortion, the driver maximises its negative
+
+    def _initialize(self, prep, test):
+        """Parameters from ``init``: responsibilities (given, or hard ones from seeded
+        centres, or soft ones from a fitted model) through the model's update, or directly
+        means / covariances / weights (``type_init='mcw'``)."""
+        model = self._model(prep)
+        K = self.n_components
+        if prep.N < K:
+            raise ValueError(f"cannot initialise {K} components from {prep.N} points")
+        if isinstance(self.init, np.ndarray):
+            if self.init.shape[0] != prep.N:
+                raise ValueError(f"init responsibilities have {self.init.shape[0]} rows but "
+                                 f"points_data has {prep.N}")
+            self._params = model.m_step(stats_from_resp(prep.X, self.init, model))
+            return
+        if self.init in ("GMM", "VBGMM"):
+            cls = GaussianMixture if self.init == "GMM" else VariationalGaussianMixture
+            first = cls(K, self.covariance_type, reg_covar=self.reg_covar,
+                        random_state=self._rng, backend=self._backend.name)
+            first.fit(prep.X, None if test is None else test.X)
+            if self.type_init == "mcw":
+                w = np.exp(first.log_weights - np.logaddexp.reduce(first.log_weights))
+                self._params = self._from_moments(model, w, first.means, first.cov, prep.N)
+                return
+            form = first._model(prep).form(first._params)
+            self._params = model.m_step(self._backend.fused_stats(prep, form))
+            return
+        means = self._seed_means(prep)
+        if self.type_init == "mcw":
+            cov = pooled_cov(self._data_moments(prep)[1], self.covariance_type, self.reg_covar)
+            cov = np.repeat(np.asarray(cov)[None], K, axis=0)
+            self._params = self._from_moments(model, np.full(K, 1.0 / K), means, cov, prep.N)
+            return
+        self._params = model.m_step(self._assign(prep, means))
+
+    def _assign(self, prep, means):
+        """Statistics of the hard assignment of every point to its nearest mean."""
+        form = centre_form(means, G.kernel_cvtype(self.covariance_type))
+        return self._backend.fused_stats(prep, form, hard=True)
+
+    def _data_moments(self, prep):
+        """The data's mean and covariance (diag: variances) from one pass."""
+        return G.global_moments(self._assign(prep, prep.center[None, :]),
+                                G.kernel_cvtype(self.covariance_type))
+
+    def _seed_means(self, prep):
+        K, rng = self.n_components, self._rng
+        if self.init == "random":
+            return prep.X[seeding.distinct_rows(prep, K, rng)].astype(np.float64)
+        if self.init == "plus":
+            return seeding.plus_plus(self._backend, prep, K, rng)
+        if self.init == "AF_KMC":
+            return seeding.afk_mc2(self._backend, prep, K, rng)
+        km = Kmeans(K, init="plus", random_state=rng, backend=self._backend.name)
+        return km.fit(prep.X).means
+
+    # -- using a model -------------------------------------------------------------------
+    def _prep(self, points):
+        D = self.means.shape[1]
+        X = np.asarray(points)
+        if X.ndim == 1 and X.shape[0] == D:
+            X = X.reshape(1, D)
+        return self._backend.prepare(check_data(X, D, "points"))
+
+    def predict_log_resp(self, points) -> np.ndarray:
+        """(n_points, n_components) normalised log responsibilities."""
+        prep = self._prep(points)
+        return self._backend.log_posteriors(prep, self._model(prep).form(self._params))[1]
+
+    def score(self, points) -> float:
+        """The convergence criterion on ``points`` (log-likelihood, evidence lower bound, or
+        k-means distortion), summed over the points."""
+        prep = self._prep(points)
+        return self._sign * driver.criterion(self._model(prep), self._backend, prep,
+                                             self._params)
+
+    def simplified_model(self, points):
+        """A copy without the components that are the most likely one for no point; weights
+        renormalised."""
+        prep = self._prep(points)
+        won = self._backend.argmax(prep, self._model(prep).form(self._params))
+        keep = np.unique(won)
+        new = copy.copy(self)
+        new._params = self._params.subset(keep)
+        new.n_components = int(keep.size)
+        new.init = "user"
+        return new
+
+    # -- files ---------------------------------------------------------------------------
+    def write(self, group) -> None:
+        """Write the model into an h5py group (megamix's layout plus what restores it
+        exactly: the variational alpha / beta / nu, pypcoeff, covariance type)."""
+        p = self._params
+        self._get("means")
+        group.create_dataset("means", data=p.means)
+        group.create_dataset("log_weights", data=np.asarray(p.log_weights, dtype=np.float64))
+        if hasattr(p, "cov"):
+            group.create_dataset("cov", data=p.cov)
+        group.attrs.update(iter=self.iter, time=time.time(), name=self.name,
+                           covariance_type=self.covariance_type, reg_covar=self.reg_covar)
+        self._write_extra(group)
+
+    def _write_extra(self, group):
+        pass
+
+    def read_and_init(self, group, points) -> None:
+        """Initialise from a group written by :meth:`write` (any model of the family, or
+        megamix); ``points`` supply what the file lacks (a k-means file has no covariances)."""
+        X = check_data(points, name="points")
+        means = _dataset(group, "means", 2)
+        if means.shape[1] != X.shape[1]:
+            raise ValueError(f"{_where(group)}: means have {means.shape[1]} columns but points "
+                             f"have {X.shape[1]}")
+        K = means.shape[0]
+        log_w = _dataset(group, "log_weights", 1)
+        if log_w.shape != (K,):
+            raise ValueError(f"{_where(group)}: log_weights has shape {log_w.shape}, "
+                             f"expected ({K},)")
+        if K != self.n_components:
+            warnings.warn(f"em: the file's model has {K} components (not "
+                          f"{self.n_components}); using {K}", EMWarning, stacklevel=2)
+            self.n_components = K
+        prep = self._backend.prepare(X)
+        self._read(group, prep, means, log_w)
+        self.iter = int(group.attrs.get("iter", 0))
+        self.init = "user"
+
+    def _read_cov(self, group, prep, means):
+        """The file's covariances, or (k-means file) those of the points assigned to each
+        mean, with a warning."""
+        if "cov" not in group:
+            warnings.warn(f"em: {_where(group)} has no covariances (a k-means model?); they are "
+                          "estimated from the points nearest each mean", EMWarning, stacklevel=3)
+            return G.moments(self._assign(prep, means), self.covariance_type, self.reg_covar)[2]
+        cov = _dataset(group, "cov", None)
+        K, D = means.shape
+        want = {"full": (K, D, D), "diag": (K, D), "spherical": (K,)}[self.covariance_type]
+        if cov.shape != want:
+            raise ValueError(f"{_where(group)}: cov has shape {cov.shape}, but a "
+                             f"{self.covariance_type} model of {K} x {D} needs {want}")
+        return cov
+
+
+class Kmeans(_Mixture):
+    """k-means (Lloyd) on the fused pass's hard mode.  ``score`` is the distortion
+    sum_n min_k ||x_n - mu_k||^2; attributes ``means`` and ``log_weights`` (the log share of
+    the training points each cluster won)."""
+
+    name = "Kmeans"
+    inits = SEEDS
+    _sign = -1.0
+
+    def __init__(self, n_components=1, init="plus", random_state=None, backend="auto"):
+        super().__init__(n_components, "spherical", init, 0.0, "resp", random_state, backend)
+        self._shares = None
+
+    log_weights = property(lambda self: np.log(self._shares) if self._shares is not None
+                           else np.full(len(self.means), -np.log(len(self.means))),
+                           doc="(n_components,) log share of the training points won")
+
+    def _model(self, prep):
+        return KmeansModel()
+
+    def _initialize(self, prep, test):
+        if prep.N < self.n_components:
+            raise ValueError(f"cannot initialise {self.n_components} clusters from "
+                             f"{prep.N} points")
+        self._params = KmeansParams(self._seed_means(prep))
+
+    def predict_assignements(self, points) -> np.ndarray:
+        """(n_points, n_components) one-hot assignment to the nearest mean."""
+        prep = self._prep(points)
+        won = self._backend.argmax(prep, centre_form(self._params.means))
+        out = np.zeros((prep.N, len(self._params.means)))
+        out[np.arange(prep.N), won] = 1.0
+        return out
+
+    def fit(self, points_data, points_test=None, **kw):
+        super().fit(points_data, points_test, **kw)
+        prep = self._backend.prepare(check_data(points_data, name="points_data"))
+        N = self._backend.fused_stats(prep, centre_form(self._params.means), hard=True).N
+        with np.errstate(divide="ignore"):
+            self._shares = N / N.sum()
+        return self
+
+    def simplified_model(self, points):
+        new = super().simplified_model(points)
+        new._shares = None
+        return new
+
+    def _read(self, group, prep, means, log_w):
+        self._params = KmeansParams(means)
+        self._shares = np.exp(log_w)
+
+
+class GaussianMixture(_Mixture):
+    """Gaussian mixture by maximum likelihood (EM).  ``score`` is the log-likelihood.
+    Attributes: ``means``, ``cov`` (full (K, D, D), diag (K, D), spherical (K,)),
+    ``log_weights``."""
+
+    name = "GMM"
+
+    cov = property(lambda self: self._get("cov"), doc="covariances in the covariance type's shape")
+
+    def _model(self, prep):
+        return EM(self.covariance_type, self.reg_covar)
+
+    def _from_moments(self, model, weights, means, cov, n_points):
+        return GaussianParams(weights, means, cov)
+
+    def _read(self, group, prep, means, log_w):
+        cov = self._read_cov(group, prep, means)
+        self._params = GaussianParams(np.exp(log_w - np.logaddexp.reduce(log_w)), means, cov)
+
+
+class VariationalGaussianMixture(_Mixture):
+    """Variational Bayesian Gaussian mixture with a Dirichlet prior on the weights; ``score``
+    is the evidence lower bound.  Attributes: ``means``, ``cov`` (W^-1 / nu, the expected
+    covariance), ``log_weights`` (E[log pi_k]), ``alpha``, ``beta``, ``nu``.  Priors default
+    as scikit-learn's: ``alpha_0`` 1/K, ``beta_0`` 1, ``nu_0`` dim, ``means_prior`` the data
+    mean, ``cov_wishart_prior`` the data covariance (unbiased; diag: variances; spherical: their
+    mean)."""
+
+    name = "VBGMM"
+    inits = SEEDS + ("kmeans", "GMM", "VBGMM")
+
+    cov = property(lambda self: self._get("cov"), doc="W^-1 / nu in the covariance type's shape")
+    alpha = property(lambda self: self._get("alpha"), doc="weight posterior parameters")
+    beta = property(lambda self: self._get("beta"), doc="(K,) mean precision scales")
+    nu = property(lambda self: self._get("nu"), doc="(K,) Wishart degrees of freedom")
+
+    def __init__(self, n_components=1, init="kmeans", alpha_0=None, beta_0=None, nu_0=None,
+                 means_prior=None, cov_wishart_prior=None, reg_covar=1e-6, type_init="resp",
+                 covariance_type="full", random_state=None, backend="auto"):
+        super().__init__(n_components, covariance_type, init, reg_covar, type_init,
+                         random_state, backend)
+        self.alpha_0 = None if alpha_0 is None else _positive(alpha_0, "alpha_0")
+        self.beta_0 = None if beta_0 is None else _positive(beta_0, "beta_0")
+        self.nu_0 = None if nu_0 is None else check_real(nu_0, "nu_0")
+        self._means_prior = None if means_prior is None else _finite_copy(means_prior,
+                                                                          "means_prior")
+        self._cov_prior = None if cov_wishart_prior is None else _finite_copy(
+            cov_wishart_prior, "cov_wishart_prior")
+        self.pypcoeff = 0.0
+
+    _sticks = False
+
+    def _model(self, prep):
+        if self._prior is None:
+            self._prior = self._make_prior(prep)
+        return Variational(self.covariance_type, self.reg_covar, self._prior)
+
+    def _make_prior(self, prep, **given):
+        D = prep.D
+        nu_0 = given.get("nu_0", self.nu_0 if self.nu_0 is not None else float(D))
+        if nu_0 <= D - 1:
+            raise ValueError(f"nu_0 must be at least dim={D} (the Wishart needs nu_0 > dim - 1), "
+                             f"got {nu_0}")
+        mean = given.get("means_prior", self._means_prior)
+        cov = given.get("cov_prior", self._cov_prior)
+        if mean is None or cov is None:
+            data_mean, data_cov = self._data_moments(prep)
+            data_cov = data_cov * prep.N / max(prep.N - 1, 1)
+            mean = data_mean if mean is None else mean
+            if cov is None:
+                cov = data_cov.mean() if self.covariance_type == "spherical" else data_cov
+        mean, cov = np.asarray(mean, dtype=np.float64), np.asarray(cov, dtype=np.float64)
+        if mean.shape != (D,):
+            raise ValueError(f"means_prior must have shape ({D},), got {mean.shape}")
+        want = {"full": (D, D), "diag": (D,), "spherical": ()}[self.covariance_type]
+        if cov.shape != want:
+            raise ValueError(f"cov_wishart_prior of a {self.covariance_type} model must have "
+                             f"shape {want}, got {cov.shape}")
+        if self.covariance_type == "full":
+            G.cholesky_lower(cov[None], "cov_wishart_prior")
+        elif (cov <= 0).any():
+            raise ValueError("cov_wishart_prior must be positive")
+        alpha_0 = given.get("alpha_0", self.alpha_0 if self.alpha_0 is not None
+                            else 1.0 / self.n_components)
+        beta_0 = given.get("beta_0", self.beta_0 if self.beta_0 is not None else 1.0)
+        return Prior(float(alpha_0), float(beta_0), float(nu_0), mean, cov,
+                     float(given.get("pypcoeff", self.pypcoeff)), self._sticks)
+
+    def _from_moments(self, model, weights, means, cov, n_points):
+        return model.from_moments(weights, means, cov, n_points)
+
+    def _write_extra(self, group):
+        p, pr = self._params, self._prior
+        group.create_dataset("initial parameters",
+                             data=np.array([pr.alpha_0, pr.beta_0, pr.nu_0]))
+        group.create_dataset("means prior", data=pr.means_prior)
+        group.create_dataset("inv prec prior", data=pr.cov_prior)
+        for name in ("alpha", "beta", "nu"):
+            group.create_dataset(name, data=getattr(p, name))
+        group.attrs["pypcoeff"] = pr.pypcoeff
+
+    def _read(self, group, prep, means, log_w):
+        cov = self._read_cov(group, prep, means)
+        given = {}
+        if "initial parameters" in group:
+            init = _dataset(group, "initial parameters", 1)
+            if init.shape != (3,):
+                raise ValueError(f"{_where(group)}: 'initial parameters' must hold "
+                                 "[alpha_0, beta_0, nu_0]")
+            given = dict(alpha_0=init[0], beta_0=init[1], nu_0=init[2],
+                         means_prior=_dataset(group, "means prior", 1),
+                         cov_prior=_dataset(group, "inv prec prior", None))
+        else:
+            warnings.warn(f"em: {_where(group)} has no prior parameters; they are set from the "
+                          "constructor or the points", EMWarning, stacklevel=3)
+        if self._sticks and "pypcoeff" in group.attrs:
+            given["pypcoeff"] = _pypcoeff(group.attrs["pypcoeff"])
+        self._prior = self._make_prior(prep, **given)
+        self.pypcoeff = self._prior.pypcoeff
+        model = Variational(self.covariance_type, self.reg_covar, self._prior)
+        K = means.shape[0]
+        if all(n in group for n in ("alpha", "beta", "nu")):
+            alpha = _dataset(group, "alpha", None)
+            beta, nu = _dataset(group, "beta", 1), _dataset(group, "nu", 1)
+            want = (K, 2) if self._sticks else (K,)
+            if alpha.shape != want or beta.shape != (K,) or nu.shape != (K,):
+                raise ValueError(f"{_where(group)}: alpha / beta / nu do not fit this model "
+                                 f"(alpha {alpha.shape}, expected {want})")
+            self._params = VariationalParams(log_w, means, cov, alpha, beta, nu)
+        else:
+            w = np.exp(log_w - np.logaddexp.reduce(log_w))
+            self._params = model.from_moments(w, means, cov, prep.N)
+
+
+class DPVariationalGaussianMixture(VariationalGaussianMixture):
+    """:class:`VariationalGaussianMixture` with stick-breaking weights: a Dirichlet process
+    (``pypcoeff=0``) or a Pitman-Yor process with discount ``pypcoeff`` in (0, 1): stick k
+    (k = 1..K) has prior Beta(1 - d, alpha_0 + k d).  ``alpha`` is (K, 2)."""
+
+    name = "DPGMM"
+    _sticks = True
+
+    def __init__(self, n_components=1, init="kmeans", alpha_0=None, beta_0=None, nu_0=None,
+                 means_prior=None, cov_wishart_prior=None, reg_covar=1e-6, type_init="resp",
+                 pypcoeff=0, covariance_type="full", random_state=None, backend="auto"):
+        super().__init__(n_components, init, alpha_0, beta_0, nu_0, means_prior,
+                         cov_wishart_prior, reg_covar, type_init, covariance_type,
+                         random_state, backend)
+        self.pypcoeff = _pypcoeff(pypcoeff)
+
+
+def stats_from_resp(X, resp, model) -> Stats:
+    """Statistics of user-given responsibilities (n_points, K), about each component's mean
+    (initialisation only: the one place an N x K matrix is used)."""
+    X = np.asarray(X, dtype=np.float64)
+    N = resp.sum(axis=0)
+    shift = (resp.T @ X) / np.maximum(N, np.finfo(np.float64).tiny)[:, None]
+    full = isinstance(model, (EM, Variational)) and model.cvtype == "full"
+    S2 = []
+    for k in range(resp.shape[1]):
+        d = X - shift[k]
+        S2.append((resp[:, k, None] * d).T @ d if full else resp[:, k] @ (d * d))
+    return Stats(0.0, N, np.zeros_like(shift), np.array(S2), shift)
+
+
+def _saving_rule(saving, saving_iter):
+    if saving is None or saving == "final":
+        return lambda i: False
+    if saving not in ("log", "linear"):
+        raise ValueError(f"saving must be None, 'log', 'linear' or 'final', got {saving!r}")
+    low = 2 if saving == "log" else 1
+    if isinstance(saving_iter, bool) or not isinstance(saving_iter, int) or saving_iter < low:
+        raise ValueError(f"saving_iter must be an integer >= {low} for saving={saving!r}, "
+                         f"got {saving_iter!r}")
+    if saving == "linear":
+        return lambda i: i % saving_iter == 0
+    return lambda i: abs(math.log(i, saving_iter) - round(math.log(i, saving_iter))) < 1e-9
+
+
+def _write_group(path, mode, name, model):
+    import h5py
+    with h5py.File(path, mode) as f:
+        if name in f:
+            del f[name]
+        model.write(f.create_group(name))
+
+
+def _where(group) -> str:
+    try:
+        return f"{group.file.filename}:{group.name}"
+    except Exception:                                # noqa: BLE001 (any h5py-like object)
+        return "the group"
+
+
+def _dataset(group, name, ndim):
+    if name not in group:
+        raise ValueError(f"{_where(group)} has no dataset '{name}'")
+    arr = np.array(group[name][()], dtype=np.float64)
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{_where(group)}: '{name}' must be {ndim}-D, got shape {arr.shape}")
+    if not np.isfinite(arr).all() and name != "log_weights":
+        raise ValueError(f"{_where(group)}: '{name}' contains NaN or infinite values")
+    return arr
+
+
+def _positive(value, name):
+    x = check_real(value, name)
+    if x <= 0:
+        raise ValueError(f"{name} must be > 0, got {value}")
+    return x
+
+
+def _pypcoeff(value):
+    x = check_real(value, "pypcoeff")
+    if not 0 <= x < 1:
+        raise ValueError(f"pypcoeff must be in [0, 1) (0: Dirichlet process), got {value}")
+    return x
+
+
+def _finite_copy(value, name):
+    arr = np.array(value, dtype=np.float64)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return arr

@@ -1,0 +1,66 @@
+"""Hooks of the maximum-likelihood Gaussian mixture (EM) for :func:`em.fit.run`."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from em.models import gaussian as G
+
+
+@dataclass(frozen=True)
+class GaussianParams:
+    """weights (K,), means (K, D), cov: (K, D, D) full, (K, D) diag, (K,) spherical."""
+
+    weights: np.ndarray
+    means: np.ndarray
+    cov: np.ndarray
+
+    @property
+    def log_weights(self) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return np.log(self.weights)
+
+    def subset(self, keep) -> "GaussianParams":
+        w = self.weights[keep]
+        return GaussianParams(w / w.sum(), self.means[keep], self.cov[keep])
+
+
+class EM:
+    """Maximum likelihood: the criterion is the log-likelihood."""
+
+    hard = False
+
+    def __init__(self, cvtype: str, reg_covar: float):
+        self.cvtype, self.reg_covar = cvtype, reg_covar
+
+    def form(self, p: GaussianParams):
+        return G.scoring_form(p.weights, p.means, p.cov, self.cvtype)
+
+    def m_step(self, stats) -> GaussianParams:
+        return GaussianParams(*G.m_step(stats, self.cvtype, self.reg_covar))
+
+    def objective(self, p, loglik: float) -> float:
+        return loglik
+
+    def dead(self, stats) -> np.ndarray:
+        return np.flatnonzero(G.dead_mask(stats.N))
+
+    def reseed(self, p: GaussianParams, dead, rows, stats, n: int) -> GaussianParams:
+        """Dead components restart at ``rows`` with the data's covariance and the weight of
+        one sample."""
+        weights, means, cov = p.weights.copy(), p.means.copy(), p.cov.copy()
+        _, pooled = G.global_moments(stats, G.kernel_cvtype(self.cvtype))
+        means[dead] = rows
+        cov[dead] = pooled_cov(pooled, self.cvtype, self.reg_covar)
+        weights[dead] = 1.0 / n
+        return GaussianParams(weights / weights.sum(), means, cov)
+
+
+def pooled_cov(cov, cvtype: str, reg_covar: float):
+    """A data covariance from :func:`em.models.gaussian.global_moments` (diag: variances) in
+    ``cvtype``'s shape, plus ``reg_covar``."""
+    if cvtype == "full":
+        return cov + reg_covar * np.eye(cov.shape[0])
+    var = np.maximum(cov, 0.0) + reg_covar
+    return var.mean() if cvtype == "spherical" else var
