@@ -168,7 +168,7 @@ class _Mixture:
         if self.init in ("GMM", "VBGMM"):
             cls = GaussianMixture if self.init == "GMM" else VariationalGaussianMixture
             first = cls(K, self.covariance_type, reg_covar=self.reg_covar,
-                        random_state=self._rng, backend=self._backend.name)
+                        random_state=self._rng, backend=self._backend)
             first.fit(prep.X, None if test is None else test.X)
             if self.type_init == "mcw":
                 w = np.exp(first.log_weights - np.logaddexp.reduce(first.log_weights))
@@ -203,7 +203,7 @@ class _Mixture:
             return seeding.plus_plus(self._backend, prep, K, rng)
         if self.init == "AF_KMC":
             return seeding.afk_mc2(self._backend, prep, K, rng)
-        km = Kmeans(K, init="plus", random_state=rng, backend=self._backend.name)
+        km = Kmeans(K, init="plus", random_state=rng, backend=self._backend)
         return km.fit(prep.X).means
 
     # -- using a model -------------------------------------------------------------------
