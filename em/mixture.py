@@ -405,8 +405,8 @@ class VariationalGaussianMixture(_Mixture):
     def _make_prior(self, prep, **given):
         D = prep.D
         nu_0 = given.get("nu_0", self.nu_0 if self.nu_0 is not None else float(D))
-        if nu_0 <= D - 1:
-            raise ValueError(f"nu_0 must be at least dim={D} (the Wishart needs nu_0 > dim - 1), "
+        if nu_0 < D:
+            raise ValueError(f"nu_0 must be at least dim={D} (Wishart degrees of freedom), "
                              f"got {nu_0}")
         mean = given.get("means_prior", self._means_prior)
         cov = given.get("cov_prior", self._cov_prior)
