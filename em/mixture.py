@@ -245,7 +245,7 @@ class _Mixture:
         p = self._params
         self._get("means")
         group.create_dataset("means", data=p.means)
-        group.create_dataset("log_weights", data=np.asarray(p.log_weights, dtype=np.float64))
+        group.create_dataset("log_weights", data=np.asarray(self.log_weights, dtype=np.float64))
         if hasattr(p, "cov"):
             group.create_dataset("cov", data=p.cov)
         group.attrs.update(iter=self.iter, time=time.time(), name=self.name,

@@ -354,3 +354,154 @@ def test_backend_trains_like_numpy(other_backend, tmp_path, model, cv):
                                rtol=tol)
     assert_rel(got.predict_log_resp(X), ref.predict_log_resp(X), tol, "log responsibilities")
     assert got.score(X) == pytest.approx(ref.score(X), rel=tol)
+
+
+# -- 5. write / read_and_init ----------------------------------------------------------------
+def trained(model, cv, X, K=3, n_iter=3):
+    """A model trained a few iterations (mixtures from responsibilities, Kmeans seeded)."""
+    if model == "Kmeans":
+        m = Kmeans(K, init="plus", random_state=0, backend="numpy")
+    else:
+        m = make(model, K, cv, init=responsibilities(len(X), K))
+    return m.fit(X, n_iter_fix=n_iter)
+
+
+@pytest.mark.parametrize("model, cv", MODEL_CV)
+def test_write_then_read_and_init_restores_the_model(tmp_path, model, cv):
+    X = dataset("iris")
+    m = trained(model, cv, X)
+    with h5py.File(tmp_path / "m.h5", "w") as f:
+        m.write(f.create_group("model"))
+    fresh = make(model, 3, cv)
+    with h5py.File(tmp_path / "m.h5", "r") as f:
+        fresh.read_and_init(f["model"], X)          # no warning: EMWarning is an error here
+    np.testing.assert_array_equal(fresh.predict_log_resp(X), m.predict_log_resp(X))
+    assert fresh.score(X) == m.score(X)
+    np.testing.assert_array_equal(fresh.means, m.means)
+    assert fresh.iter == m.iter
+    if model in VARIATIONAL:
+        for name in ("alpha", "beta", "nu", "cov", "log_weights"):
+            np.testing.assert_array_equal(getattr(fresh, name), getattr(m, name), err_msg=name)
+        assert fresh.pypcoeff == m.pypcoeff
+
+
+def _kmeans_file_into_gaussian_mixture(group, X, cv, reg_covar=1e-6):
+    g = GaussianMixture(len(group["means"]), cv, reg_covar=reg_covar, backend="numpy")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        g.read_and_init(group, X)
+    assert [w.category for w in caught] == [em.EMWarning], [str(w.message) for w in caught]
+    # the covariances are those of the points nearest each mean
+    means = np.array(group["means"])
+    labels = ((X[:, None, :] - means[None]) ** 2).sum(axis=-1).argmin(axis=1)
+    for k in range(len(means)):
+        cov = np.cov(X[labels == k].T, bias=True)
+        want = {"full": cov + reg_covar * np.eye(X.shape[1]),
+                "diag": np.diag(cov) + reg_covar,
+                "spherical": np.diag(cov).mean() + reg_covar}[cv]
+        np.testing.assert_allclose(g.cov[k], want, rtol=1e-10, err_msg=f"component {k}")
+    np.testing.assert_array_equal(g.means, means)
+    np.testing.assert_allclose(np.exp(g.log_weights), np.exp(np.array(group["log_weights"])),
+                               rtol=1e-12)
+    g.fit(X, n_iter_fix=2)                           # and it trains on
+    assert np.isfinite(g.score(X))
+    return g
+
+
+@pytest.mark.parametrize("cv", COVARIANCE_TYPES)
+def test_kmeans_file_initialises_a_gaussian_mixture(tmp_path, cv):
+    """A file of megamix's Kmeans ('means', 'log_weights', no covariances), written by hand."""
+    X = dataset("iris")
+    km = kmeans_at(X[[0, 60, 120]] + 0.1, X, tmp_path / "c.h5").fit(X, n_iter_fix=5)
+    write_group(tmp_path / "k.h5", "kmeans", means=km.means, log_weights=km.log_weights)
+    with h5py.File(tmp_path / "k.h5", "r") as f:
+        _kmeans_file_into_gaussian_mixture(f["kmeans"], X, cv)
+
+
+def test_kmeans_written_file_initialises_a_gaussian_mixture(tmp_path):
+    """The same with the file written by em's own Kmeans.write."""
+    X = dataset("iris")
+    km = Kmeans(3, random_state=0, backend="numpy").fit(X, n_iter_fix=5)
+    with h5py.File(tmp_path / "k.h5", "w") as f:
+        km.write(f.create_group("kmeans"))
+    with h5py.File(tmp_path / "k.h5", "r") as f:
+        _kmeans_file_into_gaussian_mixture(f["kmeans"], X, "full")
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_group_without_means_is_a_value_error_naming_it(tmp_path, model):
+    X = dataset("iris")
+    K, D = 3, X.shape[1]
+    write_group(tmp_path / "m.h5", "m", log_weights=np.full(K, -np.log(K)),
+                cov=np.repeat(np.eye(D)[None], K, axis=0))
+    m = make(model, K)
+    with h5py.File(tmp_path / "m.h5", "r") as f, pytest.raises(ValueError, match="'means'"):
+        m.read_and_init(f["m"], X)
+
+
+# -- 6. early stopping -----------------------------------------------------------------------
+@pytest.mark.parametrize("model", MODELS)
+def test_early_stopping_restores_the_best_test_parameters(model):
+    """Few training points, many components: the test criterion peaks, training stops after
+    ``patience`` small improvements, and the parameters of the best test criterion are kept."""
+    X_train, X_test = blobs(60, seed=5), blobs(600, seed=6)
+    m = make(model, 8, "full", init="random", random_state=1)
+    m.fit(X_train, X_test, tol=1e-4, patience=3, n_iter_max=200)
+    data, test = m.convergence_criterion_data, m.convergence_criterion_test
+    assert 0 < m.iter < 200
+    assert len(data) == len(test) == m.iter + 1      # one entry per parameter set scored
+    best = int(np.argmin(test) if model == "Kmeans" else np.argmax(test))  # k-means: distortion
+    assert m.score(X_test) == pytest.approx(test[best], rel=1e-9)
+    assert m.score(X_train) == pytest.approx(data[best], rel=1e-9)
+
+
+# -- 7. simplified_model ---------------------------------------------------------------------
+def model_with_a_useless_component(model, cv, X, path):
+    """The three blob components plus one far away with a tiny weight (index 1), read from a
+    group written by hand: it wins no point."""
+    D = X.shape[1]
+    means = np.array([[0.0, 0, 0], [40, 40, 40], [5, 0, 0], [0, 5, 0]])
+    w = np.array([0.33, 0.01, 0.33, 0.33])
+    K = len(means)
+    cov = {"full": np.repeat(np.eye(D)[None], K, axis=0), "diag": np.ones((K, D)),
+           "spherical": np.ones(K)}[cv or "full"]
+    extra = {}
+    if model in VARIATIONAL:
+        extra = {"initial parameters": np.array([1.0 / K, 1.0, D]),
+                 "means prior": X.mean(axis=0),
+                 "inv prec prior": {"full": np.cov(X.T), "diag": X.var(axis=0, ddof=1),
+                                    "spherical": X.var(axis=0, ddof=1).mean()}[cv]}
+    write_group(path, "m", means=means, log_weights=np.log(w), cov=cov, **extra)
+    m = make(model, K, cv)
+    with h5py.File(path, "r") as f:
+        m.read_and_init(f["m"], X)
+    if model == "Kmeans":
+        m.fit(X, n_iter_fix=0)                        # log_weights: the shares of points won
+    return m
+
+
+@pytest.mark.parametrize("model, cv", MODEL_CV)
+def test_simplified_model_drops_components_that_win_no_point(tmp_path, model, cv):
+    X = blobs(300)
+    m = model_with_a_useless_component(model, cv, X, tmp_path / "m.h5")
+    log_resp = m.predict_log_resp(X)
+    keep = np.unique(log_resp.argmax(axis=1))
+    np.testing.assert_array_equal(keep, [0, 2, 3])
+    s = m.simplified_model(X)
+    assert s.n_components == 3
+    np.testing.assert_array_equal(s.means, m.means[keep])
+    # weights renormalised over the kept components
+    w = np.exp(s.log_weights)
+    assert w.sum() == pytest.approx(1.0, rel=1e-12)
+    np.testing.assert_allclose(w, np.exp(m.log_weights[keep]) / np.exp(m.log_weights[keep]).sum(),
+                               rtol=1e-12)
+    # the kept components' predictions are unchanged (renormalised over them)
+    want = log_resp[:, keep] - np.logaddexp.reduce(log_resp[:, keep], axis=1, keepdims=True)
+    np.testing.assert_allclose(s.predict_log_resp(X), want, rtol=1e-10, atol=1e-10)
+    np.testing.assert_array_equal(s.predict_log_resp(X).argmax(axis=1),
+                                  np.searchsorted(keep, log_resp.argmax(axis=1)))
+    # the original is untouched, and the simplified model trains on
+    assert m.n_components == 4 and m.means.shape[0] == 4
+    np.testing.assert_array_equal(m.predict_log_resp(X), log_resp)
+    s.fit(X, n_iter_fix=1)
+    assert s.means.shape == (3, X.shape[1]) and np.isfinite(s.score(X))
