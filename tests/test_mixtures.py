@@ -357,13 +357,16 @@ def test_backend_trains_like_numpy(other_backend, tmp_path, model, cv):
 
 
 # -- 5. write / read_and_init ----------------------------------------------------------------
-def trained(model, cv, X, K=3, n_iter=3):
-    """A model trained a few iterations (mixtures from responsibilities, Kmeans seeded)."""
+def starting(model, cv, X, K=3):
+    """A model to fit: mixtures from responsibilities, Kmeans seeded by k-means++."""
     if model == "Kmeans":
-        m = Kmeans(K, init="plus", random_state=0, backend="numpy")
-    else:
-        m = make(model, K, cv, init=responsibilities(len(X), K))
-    return m.fit(X, n_iter_fix=n_iter)
+        return Kmeans(K, init="plus", random_state=0, backend="numpy")
+    return make(model, K, cv, init=responsibilities(len(X), K))
+
+
+def trained(model, cv, X, K=3, n_iter=3):
+    """A model trained a few iterations from :func:`starting`."""
+    return starting(model, cv, X, K).fit(X, n_iter_fix=n_iter)
 
 
 @pytest.mark.parametrize("model, cv", MODEL_CV)
@@ -505,3 +508,245 @@ def test_simplified_model_drops_components_that_win_no_point(tmp_path, model, cv
     np.testing.assert_array_equal(m.predict_log_resp(X), log_resp)
     s.fit(X, n_iter_fix=1)
     assert s.means.shape == (3, X.shape[1]) and np.isfinite(s.score(X))
+
+
+# -- 8. bad input ----------------------------------------------------------------------------
+def _with(X, row, col, value):
+    X = X.copy()
+    X[row, col] = value
+    return X
+
+
+def _fitted(model, X):
+    return make(model, 3, init="random", random_state=0).fit(X, n_iter_fix=1)
+
+
+D_BAD = 3
+X_BAD = blobs(60, D_BAD, seed=9)
+RESP_BAD = responsibilities(60, 3, seed=9)
+# id -> (models it applies to, call(model name), exception, message pattern)
+BAD_INPUT = {
+    "nan-in-points": (MODELS, lambda m: make(m, 3).fit(_with(X_BAD, 5, 1, np.nan)),
+                      ValueError, "points_data contains NaN or infinite"),
+    "inf-in-points": (MODELS, lambda m: make(m, 3).fit(_with(X_BAD, 7, 2, -np.inf)),
+                      ValueError, "points_data contains NaN or infinite"),
+    "nan-in-test-points": (MODELS, lambda m: make(m, 3).fit(X_BAD, _with(X_BAD, 0, 0, np.nan)),
+                           ValueError, "points_test contains NaN or infinite"),
+    "inf-in-predicted-points": (MODELS, lambda m: _fitted(m, X_BAD).predict_log_resp(
+        _with(X_BAD, 3, 0, np.inf)), ValueError, "points contains NaN or infinite"),
+    "1-D-points": (MODELS, lambda m: make(m, 3).fit(X_BAD[:, 0]), ValueError, "2-D"),
+    "3-D-points": (MODELS, lambda m: make(m, 3).fit(X_BAD[None]), ValueError, "2-D"),
+    "predict-wrong-dim": (MODELS, lambda m: _fitted(m, X_BAD).predict_log_resp(X_BAD[:, :2]),
+                          ValueError, "2 columns but the model has D=3"),
+    "score-wrong-dim": (MODELS, lambda m: _fitted(m, X_BAD).score(np.c_[X_BAD, X_BAD]),
+                        ValueError, "6 columns but the model has D=3"),
+    "test-points-wrong-dim": (MODELS, lambda m: make(m, 3).fit(X_BAD, X_BAD[:, :2]),
+                              ValueError, "points_test has 2 columns"),
+    "refit-wrong-dim": (MODELS, lambda m: _fitted(m, X_BAD).fit(X_BAD[:, :2]),
+                        ValueError, "2 columns"),
+    "nu_0-below-dim": (VARIATIONAL, lambda m: make(m, 3, nu_0=D_BAD - 2).fit(X_BAD),
+                       ValueError, "nu_0"),
+    "pypcoeff-negative": (("DP",), lambda m: DPVariationalGaussianMixture(3, pypcoeff=-0.1),
+                          ValueError, "pypcoeff"),
+    "pypcoeff-one": (("DP",), lambda m: DPVariationalGaussianMixture(3, pypcoeff=1.0),
+                     ValueError, r"pypcoeff must be in \[0, 1\)"),
+    "covariance-type": (MIXTURES, lambda m: make(m, 3, "tied"), ValueError, "covariance_type"),
+    "init-name": (MODELS, lambda m: make(m, 3, init="kmeans++"), ValueError, "init must be"),
+    "init-kmeans-for-kmeans": (("Kmeans",), lambda m: Kmeans(3, init="kmeans"), ValueError,
+                               "init must be"),
+    "init-VBGMM-for-GMM": (("GMM",), lambda m: GaussianMixture(3, init="VBGMM"), ValueError,
+                           "init must be"),
+    "resp-columns": (MIXTURES, lambda m: make(m, 3, init=RESP_BAD[:, :2]), ValueError,
+                     r"responsibilities must be \(n_points, 3\)"),
+    "resp-1-D": (MIXTURES, lambda m: make(m, 3, init=RESP_BAD[:, 0]), ValueError,
+                 "responsibilities must be"),
+    "resp-rows": (MIXTURES, lambda m: make(m, 3, init=RESP_BAD[:50]).fit(X_BAD), ValueError,
+                  "50 rows but points_data has 60"),
+    "resp-negative": (MIXTURES, lambda m: make(m, 3, init=_with(RESP_BAD, 4, 1, -0.1)),
+                      ValueError, "non-negative"),
+    "resp-nan": (MIXTURES, lambda m: make(m, 3, init=_with(RESP_BAD, 4, 1, np.nan)),
+                 ValueError, "finite"),
+    "resp-with-type_init-mcw": (MIXTURES, lambda m: make(m, 3, init=RESP_BAD, type_init="mcw"),
+                                ValueError, "type_init='resp'"),
+    "wishart-prior-full-shape": (VARIATIONAL, lambda m: make(
+        m, 3, "full", cov_wishart_prior=np.eye(D_BAD - 1)).fit(X_BAD), ValueError,
+        "cov_wishart_prior of a full model must have shape"),
+    "wishart-prior-diag-shape": (VARIATIONAL, lambda m: make(
+        m, 3, "diag", cov_wishart_prior=np.eye(D_BAD)).fit(X_BAD), ValueError,
+        "cov_wishart_prior of a diag model must have shape"),
+    "wishart-prior-spherical-shape": (VARIATIONAL, lambda m: make(
+        m, 3, "spherical", cov_wishart_prior=np.ones(D_BAD)).fit(X_BAD), ValueError,
+        "cov_wishart_prior of a spherical model must have shape"),
+    "wishart-prior-not-definite": (VARIATIONAL, lambda m: make(
+        m, 3, "full", cov_wishart_prior=-np.eye(D_BAD)).fit(X_BAD), ValueError,
+        "cov_wishart_prior"),
+    "means-prior-shape": (VARIATIONAL, lambda m: make(m, 3, means_prior=np.zeros(D_BAD + 1))
+                          .fit(X_BAD), ValueError, "means_prior must have shape"),
+    "reg_covar-string": (MIXTURES, lambda m: make(m, 3, reg_covar="1e-6"), TypeError,
+                         "reg_covar must be a real number"),
+    "reg_covar-None": (MIXTURES, lambda m: make(m, 3, reg_covar=None), TypeError, "reg_covar"),
+    "reg_covar-negative": (MIXTURES, lambda m: make(m, 3, reg_covar=-1e-3), ValueError,
+                           "reg_covar"),
+    "n_components-zero": (MODELS, lambda m: make(m, 0), ValueError, "n_components"),
+    "n_components-float": (MODELS, lambda m: make(m, 2.5), TypeError, "n_components"),
+    "more-components-than-points": (MODELS, lambda m: make(m, 61).fit(X_BAD), ValueError,
+                                    "from 60 points"),
+    "saving-mode": (("GMM",), lambda m: make(m, 3).fit(X_BAD, saving="often"), ValueError,
+                    "saving must be"),
+    "not-fitted": (MODELS, lambda m: make(m, 3).predict_log_resp(X_BAD), ValueError,
+                   "not initialised"),
+}
+BAD_CASES = [pytest.param(model, case, id=f"{case}-{model}")
+             for case, (models, *_) in BAD_INPUT.items() for model in models]
+
+
+@pytest.mark.parametrize("model, case", BAD_CASES)
+def test_bad_input_raises_one_clear_exception(model, case):
+    _, call, exc, pattern = BAD_INPUT[case]
+    with pytest.raises(exc, match=pattern):
+        call(model)
+
+
+@pytest.mark.parametrize("model, cv", MODEL_CV)
+def test_nothing_passed_in_is_mutated(tmp_path, model, cv):
+    X, X_test = blobs(120, seed=3), blobs(40, seed=4)
+    resp = responsibilities(len(X), 3, seed=5)
+    kw = {}
+    if model == "Kmeans":
+        kw["init"] = "plus"
+    else:
+        kw["init"] = resp
+    if model in VARIATIONAL:
+        kw["means_prior"] = X.mean(axis=0) + 0.5
+        kw["cov_wishart_prior"] = {"full": 2 * np.eye(3), "diag": np.full(3, 2.0),
+                                   "spherical": np.float64(2.0)}[cv]
+    before = {name: np.copy(value) for name, value in kw.items() if name != "init"}
+    copies = X.copy(), X_test.copy(), resp.copy()
+    m = make(model, 3, cv, random_state=0, **kw)
+    resp[:] = 0.0                       # the model keeps its own copy of the responsibilities
+    m.fit(X, X_test, n_iter_fix=3)
+    if model != "Kmeans":
+        ref = make(model, 3, cv, random_state=0, **{**kw, "init": copies[2]})
+        np.testing.assert_array_equal(ref.fit(X, X_test, n_iter_fix=3).means, m.means)
+    resp[:] = copies[2]
+    m.predict_log_resp(X_test)
+    m.score(X_test)
+    m.simplified_model(X)
+    with h5py.File(tmp_path / "m.h5", "w") as f:
+        m.write(f.create_group("m"))
+    with h5py.File(tmp_path / "m.h5", "r") as f:
+        make(model, 3, cv).read_and_init(f["m"], X)
+    np.testing.assert_array_equal(X, copies[0])
+    np.testing.assert_array_equal(X_test, copies[1])
+    np.testing.assert_array_equal(resp, copies[2])
+    for name, value in before.items():
+        np.testing.assert_array_equal(kw[name], value, err_msg=name)
+
+
+# -- 9. reproducibility ----------------------------------------------------------------------
+INITS = {"Kmeans": ("random", "plus", "AF_KMC"),
+         "GMM": ("random", "plus", "AF_KMC", "kmeans"),
+         "VB": ("random", "plus", "AF_KMC", "kmeans", "GMM", "VBGMM"),
+         "DP": ("random", "plus", "AF_KMC", "kmeans", "GMM", "VBGMM"),
+         "PY": ("random", "kmeans", "GMM", "VBGMM")}
+INIT_CASES = [pytest.param(model, init, id=f"{model}-{init}")
+              for model, inits in INITS.items() for init in inits]
+
+
+def _outcome(m, X):
+    return {name: getattr(m, name) for name in parameters(m_name(m))} | {
+        "log_resp": m.predict_log_resp(X), "history": np.array(m.convergence_criterion_data)}
+
+
+def m_name(m) -> str:
+    if isinstance(m, Kmeans):
+        return "Kmeans"
+    return "GMM" if isinstance(m, GaussianMixture) else "VB"
+
+
+def _assert_same(a, b):
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+@pytest.mark.filterwarnings("ignore::em.fit.EMWarning")     # the sub-models may re-seed
+@pytest.mark.parametrize("model, init", INIT_CASES)
+def test_same_random_state_same_model(model, init):
+    # five components on three blobs: where the extra two go depends on the seed
+    X = blobs(300, D=2, seed=8)
+    K = 5
+
+    def run(seed):
+        return _outcome(make(model, K, "full", init=init, random_state=seed)
+                        .fit(X, n_iter_fix=2), X)
+
+    first = run(7)
+    _assert_same(first, run(7))
+    other = run(8)
+    assert not np.array_equal(first["means"], other["means"]), "seed 8 gave seed 7's model"
+
+
+@pytest.mark.filterwarnings("ignore::em.fit.EMWarning")
+@pytest.mark.parametrize("model", MODELS)
+def test_refit_with_an_integer_random_state_is_reproducible(model):
+    """As scikit-learn's estimators: an integer random_state makes fit() deterministic, so
+    fitting the same instance again gives the same model."""
+    X = blobs(300, D=2, seed=8)
+    m = make(model, 5, "full", init="random", random_state=7)
+    first = _outcome(m.fit(X, n_iter_fix=2), X)
+    _assert_same(first, _outcome(m.fit(X, n_iter_fix=2), X))
+
+
+# -- 10. checkpoints -------------------------------------------------------------------------
+def _fresh_from(path, group, model, X):
+    fresh = make(model, 3, "full")
+    with h5py.File(path, "r") as f:
+        fresh.read_and_init(f[group], X)
+    return fresh
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_linear_saving_writes_checkpoints(tmp_path, model):
+    X = dataset("iris")
+    m = starting(model, "full", X)                   # the same start as trained(..., n_iter=k)
+    m.fit(X, n_iter_fix=5, saving="linear", saving_iter=2, file_name=str(tmp_path / "m"))
+    path = tmp_path / "m.h5"
+    with h5py.File(path, "r") as f:
+        assert set(f) == {"init", "iter2", "iter4", "best"}
+    best = _fresh_from(path, "best", model, X)
+    np.testing.assert_allclose(best.predict_log_resp(X), m.predict_log_resp(X),
+                               rtol=1e-12, atol=1e-12)
+    assert best.score(X) == pytest.approx(m.score(X), rel=1e-12)
+    # 'iter2' holds the parameters after two iterations, 'init' the initial ones
+    for group, n_iter in (("iter2", 2), ("init", 0)):
+        ckpt = _fresh_from(path, group, model, X)
+        ref = trained(model, "full", X, n_iter=n_iter)
+        np.testing.assert_allclose(ckpt.predict_log_resp(X), ref.predict_log_resp(X),
+                                   rtol=1e-12, atol=1e-12, err_msg=group)
+
+
+def test_checkpoints_record_their_iteration(tmp_path):
+    """A checkpoint's 'iter' attribute is its iteration (megamix: group 'iterN' has iter N), so
+    a model read from it continues counting from there."""
+    X = dataset("iris")
+    m = starting("GMM", "full", X)
+    m.fit(X, n_iter_fix=5, saving="linear", saving_iter=2, file_name=str(tmp_path / "m"))
+    with h5py.File(tmp_path / "m.h5", "r") as f:
+        got = {name: int(f[name].attrs["iter"]) for name in f}
+    assert got == {"init": 0, "iter2": 2, "iter4": 4, "best": 5}
+
+
+@pytest.mark.parametrize("saving, n_iter, groups", [
+    ("log", 9, {"init", "iter1", "iter2", "iter4", "iter8", "best"}),
+    ("final", 4, {"init", "best"}),
+])
+def test_log_and_final_saving(tmp_path, saving, n_iter, groups):
+    X = dataset("iris")
+    m = starting("VB", "diag", X)
+    m.fit(X, n_iter_fix=n_iter, saving=saving, saving_iter=2, file_name=str(tmp_path / "m"))
+    with h5py.File(tmp_path / "m.h5", "r") as f:
+        assert set(f) == groups
+    fresh = make("VB", 3, "diag")
+    with h5py.File(tmp_path / "m.h5", "r") as f:
+        fresh.read_and_init(f["best"], X)
+    np.testing.assert_array_equal(fresh.predict_log_resp(X), m.predict_log_resp(X))
