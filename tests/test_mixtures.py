@@ -731,6 +731,45 @@ def test_refit_with_an_integer_random_state_is_reproducible(model):
     _assert_same(first, _outcome(m.fit(X, n_iter_fix=2), X))
 
 
+
+@pytest.mark.parametrize("type_init", ["resp", "mcw"])
+@pytest.mark.parametrize("cv", ["full", "spherical"])
+@pytest.mark.parametrize("model", ["GMM", "VB", "DP"])
+@pytest.mark.parametrize("init", ["random", "plus", "AF_KMC"])
+def test_seeded_initialisation(init, model, cv, type_init):
+    """A seeded start: the centres are those Kmeans draws with the same random_state (data
+    rows); 'resp' then takes the M-step of the hard assignment to them (as an array of one-hot
+    responsibilities would), 'mcw' gives them equal weights and the data's covariance."""
+    X = blobs(300, seed=11)
+    K, seed, reg = 4, 3, 1e-6
+    centres = Kmeans(K, init=init, random_state=seed, backend="numpy").fit(X, n_iter_fix=0).means
+    assert len(np.unique(centres, axis=0)) == K
+    assert all((X == c).all(axis=1).any() for c in centres)
+    m = make(model, K, cv, init=init, type_init=type_init, random_state=seed, reg_covar=reg)
+    m.fit(X, n_iter_fix=0)
+    if type_init == "resp":
+        labels = ((X[:, None, :] - centres[None]) ** 2).sum(axis=-1).argmin(axis=1)
+        one_hot = np.eye(K)[labels]
+        ref = make(model, K, cv, init=one_hot, reg_covar=reg).fit(X, n_iter_fix=0)
+        for name in parameters(model):
+            assert_rel(getattr(m, name), getattr(ref, name), 1e-12, name)
+        return
+    np.testing.assert_array_equal(m.means, centres)
+    var = X.var(axis=0)
+    pooled = {"full": np.cov(X.T, bias=True) + reg * np.eye(X.shape[1]),
+              "spherical": var.mean() + reg}[cv]
+    for k in range(K):
+        np.testing.assert_allclose(m.cov[k], pooled, rtol=1e-10)
+    if model == "GMM":
+        np.testing.assert_allclose(np.exp(m.log_weights), np.full(K, 1 / K), rtol=1e-14)
+    else:                               # as if N / K points had been given to each component
+        n_k = len(X) / K
+        np.testing.assert_allclose(m.beta, 1.0 + n_k, rtol=1e-14)
+        np.testing.assert_allclose(m.nu, X.shape[1] + n_k, rtol=1e-14)
+        want_alpha = 1.0 / K + n_k if model == "VB" else stick_breaking(np.full(K, n_k),
+                                                                        1.0 / K, 0.0)[0]
+        np.testing.assert_allclose(m.alpha, want_alpha, rtol=1e-14)
+
 # -- 10. checkpoints -------------------------------------------------------------------------
 def _fresh_from(path, group, model, X):
     fresh = make(model, 3, "full")
