@@ -405,6 +405,12 @@ def test_write_then_read_and_init_restores_the_model(tmp_path, model, cv):
     assert fresh.iter == m.iter
     if model in VARIATIONAL:
         assert fresh.pypcoeff == m.pypcoeff
+    # it trains on from there, as the original run would have gone on
+    fresh.fit(X, n_iter_fix=2)
+    assert fresh.iter == m.iter + 2
+    longer = trained(model, cv, X, n_iter=m.iter + 2)
+    for name in parameters(model):
+        assert_rel(getattr(fresh, name), getattr(longer, name), 1e-10, name)
 
 
 def _kmeans_file_into_gaussian_mixture(group, X, cv, reg_covar=1e-6):
@@ -491,6 +497,20 @@ def test_early_stopping_restores_the_best_test_parameters(model):
     assert m.score(X_test) == pytest.approx(test[best], rel=1e-9)
     assert m.score(X_train) == pytest.approx(data[best], rel=1e-9)
 
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_tol_and_n_iter_max_stop_training(model):
+    """Without test data training stops at the first iteration whose criterion per point
+    improved by less than ``tol`` (patience 0), or after ``n_iter_max`` iterations."""
+    X = blobs(300, seed=12)
+    sign = -1.0 if model == "Kmeans" else 1.0      # k-means' history is the distortion
+    m = make(model, 4, "diag", init="random", random_state=2).fit(X, tol=1e-3, n_iter_max=500)
+    gains = sign * np.diff(m.convergence_criterion_data) / len(X)
+    assert len(gains) == m.iter and 0 < m.iter < 500
+    assert gains[-1] < 1e-3 and (gains[:-1] >= 1e-3).all(), gains
+    m = make(model, 4, "diag", init="random", random_state=2).fit(X, tol=0, n_iter_max=7)
+    assert m.iter == 7 and len(m.convergence_criterion_data) == 8
 
 # -- 7. simplified_model ---------------------------------------------------------------------
 def model_with_a_useless_component(model, cv, X, path):
