@@ -537,6 +537,16 @@ def model_with_a_useless_component(model, cv, X, path):
     return m
 
 
+
+def test_kmeans_log_weight_of_an_empty_cluster_is_minus_inf_without_a_warning(tmp_path):
+    X = blobs(300)
+    km = kmeans_at(np.array([[0.0, 0, 0], [40, 40, 40], [5, 0, 0]]), X, tmp_path / "c.h5")
+    km.fit(X, n_iter_fix=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        log_weights = km.log_weights
+    assert log_weights[1] == -np.inf and np.isfinite(log_weights[[0, 2]]).all()
+
 @pytest.mark.parametrize("model, cv", MODEL_CV)
 def test_simplified_model_drops_components_that_win_no_point(tmp_path, model, cv):
     X = blobs(300)
