@@ -306,9 +306,13 @@ class Kmeans(_Mixture):
         super().__init__(n_components, "spherical", init, 0.0, "resp", random_state, backend)
         self._shares = None
 
-    log_weights = property(lambda self: np.log(self._shares) if self._shares is not None
-                           else np.full(len(self.means), -np.log(len(self.means))),
-                           doc="(n_components,) log share of the training points won")
+    @property
+    def log_weights(self) -> np.ndarray:
+        """(n_components,) log share of the training points each cluster won."""
+        if self._shares is None:
+            return np.full(len(self.means), -np.log(len(self.means)))
+        with np.errstate(divide="ignore"):
+            return np.log(self._shares)
 
     def _model(self, prep):
         return KmeansModel()
