@@ -47,7 +47,7 @@ class _Mixture:
         self.type_init = type_init
         self.init = self._check_init(init)
         self.random_state = random_state
-        self._rng = np.random.default_rng(random_state)
+        self._rng = None
         self._backend = backends.get_backend(backend)
         self._params = None
         self._prior = None
@@ -114,6 +114,7 @@ class _Mixture:
                              f"dim={self.means.shape[1]}")
         if not (isinstance(self.init, str) and self.init == "user") or self._params is None:
             self._prior = None
+            self._rng = np.random.default_rng(self.random_state)   # an int seed: same fit
             self._initialize(prep, test)
             self.iter = 0
         model = self._model(prep)
@@ -132,16 +133,18 @@ class _Mixture:
                 return waited > patience
             return False
 
+        base = self.iter
+
         def on_iter(i, params):
-            if saving is not None and i > 0 and due(self.iter + i):
-                self._params = params
-                _write_group(path, "a", f"iter{self.iter + i}", self)
+            if saving is not None and i > 0 and due(base + i):
+                self._params, self.iter = params, base + i
+                _write_group(path, "a", f"iter{base + i}", self)
 
         norm = (test or prep).N
         res = driver.run(model, self._params, self._backend, prep, max_iter=max_iter,
                          stop=stop, test=test, on_iter=on_iter)
         self._params = res.best if test is not None else res.params
-        self.iter += res.n_iter
+        self.iter = base + res.n_iter
         sign = self._sign
         self.convergence_criterion_data = [sign * c for c in res.history]
         self.convergence_criterion_test = [sign * c for c in res.test_history]
@@ -167,7 +170,7 @@ class _Mixture:
             return
         if self.init in ("GMM", "VBGMM"):
             cls = GaussianMixture if self.init == "GMM" else VariationalGaussianMixture
-            first = cls(K, self.covariance_type, reg_covar=self.reg_covar,
+            first = cls(K, covariance_type=self.covariance_type, reg_covar=self.reg_covar,
                         random_state=self._rng, backend=self._backend)
             first.fit(prep.X, None if test is None else test.X)
             if self.type_init == "mcw":
@@ -236,7 +239,11 @@ class _Mixture:
         new._params = self._params.subset(keep)
         new.n_components = int(keep.size)
         new.init = "user"
+        self._subset_extra(new, keep)
         return new
+
+    def _subset_extra(self, new, keep):
+        pass
 
     # -- files ---------------------------------------------------------------------------
     def write(self, group) -> None:
@@ -248,6 +255,8 @@ class _Mixture:
         group.create_dataset("log_weights", data=np.asarray(self.log_weights, dtype=np.float64))
         if hasattr(p, "cov"):
             group.create_dataset("cov", data=p.cov)
+        if hasattr(p, "weights"):                   # exact, where log_weights rounds
+            group.create_dataset("weights", data=p.weights)
         group.attrs.update(iter=self.iter, time=time.time(), name=self.name,
                            covariance_type=self.covariance_type, reg_covar=self.reg_covar)
         self._write_extra(group)
@@ -339,10 +348,9 @@ class Kmeans(_Mixture):
             self._shares = N / N.sum()
         return self
 
-    def simplified_model(self, points):
-        new = super().simplified_model(points)
-        new._shares = None
-        return new
+    def _subset_extra(self, new, keep):
+        if self._shares is not None:
+            new._shares = self._shares[keep] / self._shares[keep].sum()
 
     def _read(self, group, prep, means, log_w):
         self._params = KmeansParams(means)
@@ -366,7 +374,11 @@ class GaussianMixture(_Mixture):
 
     def _read(self, group, prep, means, log_w):
         cov = self._read_cov(group, prep, means)
-        self._params = GaussianParams(np.exp(log_w - np.logaddexp.reduce(log_w)), means, cov)
+        w = _dataset(group, "weights", 1) if "weights" in group else \
+            np.exp(log_w - np.logaddexp.reduce(log_w))
+        if w.shape != log_w.shape or (w < 0).any():
+            raise ValueError(f"{_where(group)}: weights must be {log_w.shape} and non-negative")
+        self._params = GaussianParams(w / w.sum() if abs(w.sum() - 1) > 1e-12 else w, means, cov)
 
 
 class VariationalGaussianMixture(_Mixture):
