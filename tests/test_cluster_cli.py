@@ -107,11 +107,16 @@ def test_default_config_diarizes_the_sample(tmp_path):
     stdout = result.stdout.splitlines()
     assert any("speakers:" in line for line in stdout), result.stdout
     der_lines = [line for line in stdout if "DER" in line]
-    assert len(der_lines) == 4, result.stdout
-    for collar in ("0.25", "0.00"):
-        for overlap in ("overlap scored", "overlap not scored"):
-            assert sum(f"collar {collar}" in line and line.rstrip().endswith(f"{overlap})")
-                       for line in der_lines) == 1, (collar, overlap, der_lines)
+    # the two NIST conditions; pyannote's collar is the total width (0.5 = +-0.25 s)
+    assert len(der_lines) == 2, result.stdout
+    assert "collar ±0.25 s, i.e. pyannote collar=0.5" in der_lines[0]
+    assert der_lines[0].rstrip().endswith("overlap not scored)")
+    assert "no collar" in der_lines[1] and der_lines[1].rstrip().endswith("overlap scored)")
+    scored = [float(line.split()[1].rstrip("%")) for line in der_lines]
+    assert 0 <= scored[0] <= scored[1] <= 100      # the collar and skipped overlap only forgive
+    count = [line for line in stdout if line.startswith("speakers found")]
+    assert len(count) == 1 and "true 2" in count[0], result.stdout
+    assert sum(line.startswith("  speaker9") for line in stdout) == 2, result.stdout
 
     rttm = Path(values["output_cluster"])
     lines = rttm.read_text().splitlines()
@@ -150,12 +155,22 @@ def test_config_without_diarizer_section(tmp_path):
     assert_clean_failure(run_cli("-c", path), tmp_path, "Diarizer")
 
 
-@pytest.mark.parametrize("key", ["basename", "output_cluster", "gmm_output",
-                                 "initial_clusters", "M_mfcc"])
+@pytest.mark.parametrize("key", ["basename", "output_cluster", "gmm_output"])
 def test_missing_required_key(tmp_path, key):
     values = minimal_settings(tmp_path, mfcc_feats=DATA / "sample.htk", **{key: None})
     result = run_values(tmp_path, values, f"'{key}'")
     assert "missing" in result.stderr
+
+
+@pytest.mark.parametrize("key", ["initial_clusters", "M_mfcc"])
+def test_cluster_sizes_default_to_the_amount_of_speech(tmp_path, key):
+    values = minimal_settings(tmp_path, mfcc_feats=DATA / "sample.htk", **{key: None})
+    result = run_cli("-c", write_cfg(tmp_path, values))
+    assert result.returncode == 0, result.stderr
+    assert "(sized to the speech)" in result.stdout
+    explicit = minimal_settings(tmp_path, mfcc_feats=DATA / "sample.htk", **{key: "auto"})
+    again = run_cli("-c", write_cfg(tmp_path, explicit))
+    assert again.returncode == 0 and again.stdout.splitlines()[0] == result.stdout.splitlines()[0]
 
 
 def test_neither_features_nor_audio(tmp_path):

@@ -56,7 +56,7 @@ def test_resegment_takes_window_majorities():
         g = GMM(4, X.shape[1], seed=k)
         g.train(X[truth == k], 5)
         gmms.append(g)
-    labels = resegment(X, gmms, 100)
+    labels = resegment(X, gmms, Settings(resegmentation="vote", seg_length=100))
     for start in range(0, len(X), 100):
         assert len(set(labels[start:start + 100])) == 1
     assert purity(labels, truth) > 0.9

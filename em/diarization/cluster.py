@@ -1,9 +1,12 @@
-"""Agglomerative speaker clustering with GMMs and BIC merging (the 2011 diarizer's algorithm).
+"""Agglomerative speaker clustering with GMMs and BIC merging (the ICSI recipe).
 
 1. Split the frames uniformly into ``initial_clusters`` contiguous parts; train one
-   ``M``-component diagonal GMM per cluster.
-2. Re-segment: each window of ``seg_length`` frames goes to the cluster whose GMM wins the
-   majority of its frames (per-frame most likely cluster); retrain; ``num_seg_iters_init`` times.
+   ``M``-component diagonal GMM per cluster.  Both default to a size scaled to the amount of
+   speech (:func:`auto_size`: fewer, smaller clusters for short recordings).
+2. Re-segment: a Viterbi pass of an ergodic HMM whose states are the clusters, each a chain of
+   ``min_duration`` sub-states sharing its GMM (:mod:`em.diarization.viterbi`), or with
+   ``resegmentation='vote'`` the 2011 rule (each window of ``seg_length`` frames goes to the
+   cluster whose GMM wins most of its frames); retrain; ``num_seg_iters_init`` times.
 3. Agglomerate: for candidate pairs (all, or the ``KL_ntop`` closest by a symmetric KL
    divergence between moment-matched Gaussians), train a merged GMM with M1 + M2 components on
    both clusters' frames and take the pair with the largest BIC gain
@@ -20,19 +23,37 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from em import GMM, compute_distance_BIC
+from em.diarization.viterbi import segment
+
+
+SECONDS_PER_CLUSTER = 10.0      # auto size: one initial cluster per this much speech, 2..16
+FRAMES_PER_GAUSSIAN = 100       # auto size: Gaussians per cluster from its frames, 2..8
 
 
 @dataclass
 class Settings:
-    initial_clusters: int = 16
-    M: int = 5
+    initial_clusters: int | str = "auto"
+    M: int | str = "auto"
     em_iterations: int = 3
     KL_ntop: int = 0
     num_seg_iters_init: int = 2
     num_seg_iters: int = 3
     seg_length: int = 250
+    resegmentation: str = "vote"
+    min_duration: int = 100
     seed: int = 0
     backend: str = "auto"
+
+
+def auto_size(n_frames: int, s: Settings, frame_s: float = 0.01) -> tuple[int, int]:
+    """(initial clusters, Gaussians per cluster): the configured values, or ones scaled to the
+    amount of speech (Imseng & Friedland's rule: short recordings get fewer clusters and fewer
+    Gaussians, so each model still sees enough frames)."""
+    K = s.initial_clusters if s.initial_clusters != "auto" else \
+        int(np.clip(round(n_frames * frame_s / SECONDS_PER_CLUSTER), 2, 16))
+    M = s.M if s.M != "auto" else \
+        int(np.clip(round(n_frames / (K * FRAMES_PER_GAUSSIAN)), 2, 8))
+    return K, M
 
 
 @dataclass
@@ -56,13 +77,18 @@ def _train(X, M, s: Settings, rng) -> GMM:
     return g
 
 
-def resegment(X: np.ndarray, gmms: list, seg_length: int) -> np.ndarray:
-    """Per-frame labels: each window of seg_length frames goes to its majority cluster."""
+def resegment(X: np.ndarray, gmms: list, s: Settings) -> np.ndarray:
+    """Per-frame labels by the configured re-segmentation (see the module docstring)."""
     scores = np.stack([g.score(X) for g in gmms], axis=1)      # (N, K)
-    best = scores.argmax(axis=1)
-    labels = np.empty(len(X), dtype=np.int64)
-    K = len(gmms)
-    for start in range(0, len(X), seg_length):
+    if s.resegmentation == "viterbi":
+        return segment(scores, s.min_duration)
+    return vote(scores.argmax(axis=1), len(gmms), s.seg_length)
+
+
+def vote(best: np.ndarray, K: int, seg_length: int) -> np.ndarray:
+    """Each window of seg_length frames goes to the cluster most of its frames prefer."""
+    labels = np.empty(len(best), dtype=np.int64)
+    for start in range(0, len(best), seg_length):
         sl = slice(start, start + seg_length)
         labels[sl] = np.bincount(best[sl], minlength=K).argmax()
     return labels
@@ -118,11 +144,12 @@ def diarize(X: np.ndarray, s: Settings, progress: Callable[[Step], None] | None 
 def _diarize(X, s, progress):
     rng = np.random.default_rng(s.seed)
     N = len(X)
-    K = max(1, min(s.initial_clusters, N // max(s.M, 1)))
+    K, M = auto_size(N, s)
+    K = max(1, min(K, N // max(M, 1)))
     labels = np.minimum(np.arange(N) * K // N, K - 1)
-    gmms = [_train(X[labels == k], s.M, s, rng) for k in range(K)]
+    gmms = [_train(X[labels == k], M, s, rng) for k in range(K)]
     for _ in range(s.num_seg_iters_init):
-        labels, gmms = _compact(resegment(X, gmms, s.seg_length), gmms)
+        labels, gmms = _compact(resegment(X, gmms, s), gmms)
         gmms = _retrain(X, labels, gmms, s, rng)
     steps = []
     while len(gmms) > 1:
@@ -148,6 +175,6 @@ def _diarize(X, s, progress):
         labels = np.where(labels == b, a, labels)
         labels = np.where(labels > b, labels - 1, labels)
         for _ in range(s.num_seg_iters):
-            labels, gmms = _compact(resegment(X, gmms, s.seg_length), gmms)
+            labels, gmms = _compact(resegment(X, gmms, s), gmms)
             gmms = _retrain(X, labels, gmms, s, rng)
     return Result(labels, gmms, steps)

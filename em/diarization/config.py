@@ -20,14 +20,21 @@ KEYS = {
     "audio_file": (Path, None, "16 kHz mono WAV, used when mfcc_feats is not given"),
     "output_cluster": (Path, REQUIRED, "RTTM file to write"),
     "gmm_output": (Path, REQUIRED, "file to write the speakers' GMMs to"),
-    "initial_clusters": (int, REQUIRED, "number of clusters to start from"),
-    "M_mfcc": (int, REQUIRED, "Gaussian components per initial cluster"),
+    "initial_clusters": (int, "auto", "number of clusters to start from (auto: from the "
+                         "amount of speech)"),
+    "M_mfcc": (int, "auto", "Gaussian components per initial cluster (auto: from the amount "
+               "of speech)"),
     "em_iterations": (int, 3, "EM iterations per training"),
     "spnsp_file": (Path, None, "speech/non-speech file: one 0/1 per frame"),
     "KL_ntop": (int, 0, "GMM pairs to evaluate BIC on, closest by KL (0 = all pairs)"),
     "num_seg_iters_init": (int, 2, "re-segmentation rounds before merging"),
     "num_seg_iters": (int, 3, "re-segmentation rounds after each merge"),
-    "seg_length": (int, 250, "frames per re-segmentation window"),
+    "seg_length": (int, 250, "frames per window of the 'vote' re-segmentation"),
+    "resegmentation": (str, "vote", "viterbi (minimum-duration HMM) or vote (the 2011 "
+                       "window majority)"),
+    "min_duration": (int, 100, "frames: shortest segment of the viterbi re-segmentation"),
+    "speech_detector": (str, "auto", "for audio_file without spnsp_file: webrtcvad, energy, or "
+                        "auto (webrtcvad when installed)"),
     "reference_rttm": (Path, None, "reference RTTM: when given, DER is printed"),
 }
 # (minimum, maximum or None): the maxima keep a typo from running for days (the clustering
@@ -35,7 +42,9 @@ KEYS = {
 # also checked against the recording's speech frames (pipeline.load_features)
 RANGE = {"initial_clusters": (1, 128), "M_mfcc": (1, 256), "em_iterations": (1, 100),
          "KL_ntop": (0, None), "num_seg_iters_init": (0, 100), "num_seg_iters": (0, 100),
-         "seg_length": (1, None)}
+         "seg_length": (1, None), "min_duration": (1, None)}
+CHOICES = {"resegmentation": ("viterbi", "vote"),
+           "speech_detector": ("auto", "webrtcvad", "energy")}
 
 
 class ConfigError(ValueError):
@@ -48,8 +57,8 @@ class Config:
     basename: str
     output_cluster: Path
     gmm_output: Path
-    initial_clusters: int
-    M_mfcc: int
+    initial_clusters: int | str = "auto"
+    M_mfcc: int | str = "auto"
     mfcc_feats: Path | None = None
     audio_file: Path | None = None
     em_iterations: int = 3
@@ -59,6 +68,9 @@ class Config:
     num_seg_iters: int = 3
     seg_length: int = 250
     reference_rttm: Path | None = None
+    resegmentation: str = "vote"
+    min_duration: int = 100
+    speech_detector: str = "auto"
 
 
 def read_config(path) -> Config:
@@ -88,8 +100,15 @@ def read_config(path) -> Config:
             values[key] = default
             continue
         raw = section[key].strip()
-        if kind is int:
+        if kind is int and default == "auto" and raw == "auto":
+            values[key] = raw
+        elif kind is int:
             values[key] = _integer(path, key, raw)
+        elif key in CHOICES:
+            if raw not in CHOICES[key]:
+                raise ConfigError(f"{path}: {key} = {raw[:40]!r} must be one of "
+                                  f"{', '.join(CHOICES[key])}")
+            values[key] = raw
         elif not raw:                                   # an optional file left out
             if default is REQUIRED:
                 raise ConfigError(f"{path}: required key '{key}' is empty in [{SECTION}]")
@@ -110,7 +129,8 @@ def _integer(path, key, raw) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(f"{path}: {key} = {raw[:40]!r} is not an integer") from None
+        auto = " or auto" if KEYS[key][1] == "auto" else ""
+        raise ConfigError(f"{path}: {key} = {raw[:40]!r} is not an integer{auto}") from None
     if value < low or (high is not None and value > high):
         bound = f">= {low}" + (f" and <= {high}" if high is not None else "")
         raise ConfigError(f"{path}: {key} must be {bound}, got {raw[:40]}")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from em import EMWarning
-from em.diarization.cluster import Settings, diarize
+from em.diarization.cluster import Settings, auto_size, diarize
 from em.diarization.config import Config
 from em.io import read_htk, read_rttm, segments_from_labels
 from em.io.files import write_files
@@ -80,7 +80,8 @@ def load_features(cfg: Config):
             X, period = mfcc(samples), FRAME_S
         except AudioError as exc:
             raise AudioError(f"{cfg.audio_file}: {exc}") from None
-        speech = read_spnsp(cfg.spnsp_file) if cfg.spnsp_file else speech_frames(samples)
+        speech = read_spnsp(cfg.spnsp_file) if cfg.spnsp_file else \
+            speech_frames(samples, detector=cfg.speech_detector)
     if len(speech) != len(X):
         raise DiarizerError(f"{cfg.spnsp_file}: {len(speech)} speech labels for {len(X)} "
                             f"feature frames in {source}")
@@ -88,10 +89,14 @@ def load_features(cfg: Config):
     where, n = cfg.spnsp_file or source, int(speech.sum())
     if n == 0:
         raise DiarizerError(f"{where}: no speech frames to cluster")
-    if n < cfg.seg_length:
+    if cfg.resegmentation == "vote" and n < cfg.seg_length:
         raise DiarizerError(f"{where}: only {n} speech frames, fewer than one segment "
                             f"(seg_length = {cfg.seg_length})")
-    if n < cfg.initial_clusters * cfg.M_mfcc:
+    if cfg.resegmentation == "viterbi" and n < cfg.min_duration:
+        raise DiarizerError(f"{where}: only {n} speech frames, fewer than one segment "
+                            f"(min_duration = {cfg.min_duration})")
+    sized = "auto" not in (cfg.initial_clusters, cfg.M_mfcc)
+    if sized and n < cfg.initial_clusters * cfg.M_mfcc:
         raise DiarizerError(f"{where}: only {n} speech frames, fewer than the "
                             f"initial_clusters x M_mfcc = {cfg.initial_clusters} x {cfg.M_mfcc} "
                             "Gaussians to train")
@@ -127,18 +132,45 @@ def gmms_text(gmms, names) -> str:
 def der(reference_turns, hypothesis_turns, collar: float, skip_overlap: bool,
         seconds: float) -> float:
     """Diarization error rate with pyannote.metrics (NIST conventions), scored over the whole
-    recording [0, seconds]."""
-    from pyannote.core import Annotation, Segment, Timeline
+    recording [0, seconds].  ``collar`` is pyannote's: the TOTAL width around each reference
+    boundary (0.5 = ±0.25 s, md-eval's ``-c 0.25``)."""
+    from pyannote.core import Segment, Timeline
     from pyannote.metrics.diarization import DiarizationErrorRate
-
-    def annotation(turns):
-        a = Annotation()
-        for i, t in enumerate(turns):
-            a[Segment(t.onset, t.onset + t.duration), i] = t.speaker
-        return a
     metric = DiarizationErrorRate(collar=collar, skip_overlap=skip_overlap)
-    return float(metric(annotation(reference_turns), annotation(hypothesis_turns),
+    return float(metric(_annotation(reference_turns), _annotation(hypothesis_turns),
                         uem=Timeline([Segment(0, seconds)])))
+
+
+def confusion(reference_turns, hypothesis_turns, seconds: float) -> list[str]:
+    """Per reference speaker: its speech, the hypothesis speaker mapped to it (the mapping that
+    maximises the overlap, as DER uses) and where the rest of its time went."""
+    from pyannote.metrics.diarization import DiarizationErrorRate
+    ref, hyp = _annotation(reference_turns), _annotation(hypothesis_turns)
+    mapping = DiarizationErrorRate().optimal_mapping(ref, hyp)
+    lines = []
+    for spk in sorted(ref.labels()):
+        own = ref.label_timeline(spk)
+        total = own.duration()
+        parts = {}
+        for h in hyp.labels():
+            inter = own.crop(hyp.label_timeline(h), mode="intersection").duration()
+            if inter > 0:
+                parts[h] = inter
+        mapped = [h for h, r in mapping.items() if r == spk]
+        got = sum(parts.get(h, 0.0) for h in mapped)
+        others = ", ".join(f"{h} {v:.1f} s" for h, v in sorted(parts.items(), key=lambda x: -x[1])
+                           if h not in mapped)
+        lines.append(f"  {spk}: {total:.1f} s, {100 * got / max(total, 1e-9):.0f}% as "
+                     f"{'/'.join(mapped) or 'nobody'}" + (f"; also {others}" if others else ""))
+    return lines
+
+
+def _annotation(turns):
+    from pyannote.core import Annotation, Segment
+    a = Annotation()
+    for i, t in enumerate(turns):
+        a[Segment(t.onset, t.onset + t.duration), i] = t.speaker
+    return a
 
 
 def run(cfg: Config, out=print, plot=None) -> dict:
@@ -152,14 +184,17 @@ def run(cfg: Config, out=print, plot=None) -> dict:
     settings = Settings(initial_clusters=cfg.initial_clusters, M=cfg.M_mfcc,
                         em_iterations=cfg.em_iterations, KL_ntop=cfg.KL_ntop,
                         num_seg_iters_init=cfg.num_seg_iters_init,
-                        num_seg_iters=cfg.num_seg_iters, seg_length=cfg.seg_length)
+                        num_seg_iters=cfg.num_seg_iters, seg_length=cfg.seg_length,
+                        resegmentation=cfg.resegmentation, min_duration=cfg.min_duration)
+    K, M = auto_size(len(Xs), settings, period)
 
     def progress(step):
         verdict = f"merge {step.merged}" if step.merged else "no pair gains: stop"
         out(f"  {step.clusters:3d} clusters, best delta-BIC {step.best_gain:12.2f}  {verdict}")
 
     out(f"{cfg.basename}: {seconds:.1f} s, {len(X)} frames ({int(speech.sum())} speech), "
-        f"D={X.shape[1]}, {cfg.initial_clusters} initial clusters of {cfg.M_mfcc} Gaussians")
+        f"D={X.shape[1]}, {K} initial clusters of {M} Gaussians"
+        + (" (sized to the speech)" if "auto" in (cfg.initial_clusters, cfg.M_mfcc) else ""))
     with warnings.catch_warnings(record=True) as caught:      # one summary line, not a stream
         warnings.simplefilter("always", EMWarning)
         try:
@@ -183,7 +218,7 @@ def run(cfg: Config, out=print, plot=None) -> dict:
         from em.diarization.plot import timeline
         outputs[plot] = timeline(turns, reference, seconds)
     ders = {(collar, skip): der(reference, turns, collar, skip, seconds)
-            for collar in (0.25, 0.0) for skip in (False, True)} if reference else {}
+            for collar, skip in ((0.5, True), (0.0, False))} if reference else {}
     write_files(outputs)
     elapsed = time.perf_counter() - t0
     figures = {"speakers": len(result.gmms), "seconds": seconds, "elapsed": elapsed,
@@ -192,8 +227,16 @@ def run(cfg: Config, out=print, plot=None) -> dict:
     out(f"time: {elapsed:.2f} s for {seconds:.1f} s of audio ({figures['speed']:.0f}x real time)")
     for (collar, skip), value in ders.items():
         figures[f"der_c{collar}_{'nooverlap' if skip else 'overlap'}"] = value
-        out(f"DER {100 * value:5.1f}%  (collar {collar:.2f} s, overlap "
-            f"{'not scored' if skip else 'scored'})")
+        out(f"DER {100 * value:5.1f}%  (" + (f"collar ±{collar / 2:.2f} s, i.e. pyannote "
+            f"collar={collar:g} / md-eval -c {collar / 2:g}" if collar else "no collar")
+            + f"; overlap {'not scored' if skip else 'scored'})")
+    if reference:
+        true = len({t.speaker for t in reference})
+        figures["true_speakers"] = true
+        out(f"speakers found {len(result.gmms)}, true {true} "
+            f"(count error {len(result.gmms) - true:+d})")
+        for line in confusion(reference, turns, seconds):
+            out(line)
     if plot:
         out(f"timeline: {plot}")
     return figures
