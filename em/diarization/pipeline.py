@@ -173,9 +173,10 @@ def _annotation(turns):
     return a
 
 
-def run(cfg: Config, out=print, plot=None) -> dict:
+def run(cfg: Config, out=print, plot=None, seed: int = 0) -> dict:
     """Diarize the recording of ``cfg``; returns the figures it printed.  Every input is
-    checked and every output computed before the outputs are written, all or none."""
+    checked and every output computed before the outputs are written, all or none.  ``seed``
+    drives every random choice of the clustering."""
     t0 = time.perf_counter()
     check_paths(cfg, plot)
     reference = read_reference(cfg) if cfg.reference_rttm else None
@@ -185,7 +186,8 @@ def run(cfg: Config, out=print, plot=None) -> dict:
                         em_iterations=cfg.em_iterations, KL_ntop=cfg.KL_ntop,
                         num_seg_iters_init=cfg.num_seg_iters_init,
                         num_seg_iters=cfg.num_seg_iters, seg_length=cfg.seg_length,
-                        resegmentation=cfg.resegmentation, min_duration=cfg.min_duration)
+                        resegmentation=cfg.resegmentation, min_duration=cfg.min_duration,
+                        seed=seed)
     K, M = auto_size(len(Xs), settings, period)
 
     def progress(step):
