@@ -10,17 +10,28 @@ Recordings (all real speech, ``benchmarks/data/LICENSE.txt`` and ``examples/data
 * ``tidigits``  2 speakers (TIDIGITS man/woman, 31 utterances, Sphinx MFCC c1..c12) alternating;
                 speech = frames whose c0 is above the utterance's 30th percentile.
 * ``tiled``     speed case: the sample's speech frames repeated to ``--minutes`` of audio.
+* ``devset``    the development set written by ``benchmarks/build_devset.py`` (``--devset DIR``,
+                default ``benchmarks/devset/``): every recording through ``pipeline.run`` with
+                its own configuration as written (the default settings; ``--set KEY=VALUE``,
+                repeated, replaces configuration keys for experiments; ``--initial-clusters``
+                etc. do not apply) for each of ``--seeds`` clustering seeds, outputs written to
+                a temporary directory; one table, a row per recording.  In the default case
+                list when the folder has a ``manifest.json``.
 
     python benchmarks/bench_diarizer.py                      # every case, default settings
     python benchmarks/bench_diarizer.py --cases voices --seeds 5 --initial-clusters 16
     python benchmarks/bench_diarizer.py --cases tiled --profile
+    python benchmarks/bench_diarizer.py --cases devset --only nl2 --set resegmentation=viterbi
 """
 from __future__ import annotations
 
 import argparse
 import cProfile
+import dataclasses
+import json
 import pstats
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -38,6 +49,7 @@ from em.io.rttm import Turn                                        # noqa: E402
 
 DATA = ROOT / "benchmarks" / "data"
 SAMPLE = ROOT / "examples" / "data"
+DEVSET = ROOT / "benchmarks" / "devset"
 SR = 16000
 
 
@@ -158,6 +170,118 @@ def _cfg_values(s: Settings) -> dict:
             "em_iterations": s.em_iterations, "KL_ntop": s.KL_ntop}
 
 
+# ------------------------------------------------------------------ the development set
+
+PATH_KEYS = ("basename", "mfcc_feats", "audio_file", "spnsp_file", "reference_rttm",
+             "output_cluster", "gmm_output")
+
+
+def parse_overrides(items) -> dict:
+    """``--set KEY=VALUE`` items -> {Config field: value}, checked as the configuration file's
+    keys are (types, ranges, choices); paths and the basename cannot be set."""
+    from em.diarization.config import CHOICES, KEYS, RANGE
+    out = {}
+    for item in items:
+        key, eq, raw = item.partition("=")
+        key, raw = key.strip(), raw.strip()
+        if not eq or key not in KEYS or key in PATH_KEYS:
+            settable = ", ".join(k for k in KEYS if k not in PATH_KEYS)
+            raise ValueError(f"--set {item!r}: want KEY=VALUE with KEY one of {settable}")
+        kind, default, _ = KEYS[key]
+        if kind is int and not (default == "auto" and raw == "auto"):
+            try:
+                value = int(raw)
+            except ValueError:
+                raise ValueError(f"--set {key}: {raw!r} is not an integer"
+                                 + (" or auto" if default == "auto" else "")) from None
+            low, high = RANGE[key]
+            if value < low or (high is not None and value > high):
+                raise ValueError(f"--set {key}: must be >= {low}"
+                                 + (f" and <= {high}" if high is not None else ""))
+            raw = value
+        elif key in CHOICES and raw not in CHOICES[key]:
+            raise ValueError(f"--set {key}: must be one of {', '.join(CHOICES[key])}")
+        out[key] = raw
+    return out
+
+
+def _condition(c: dict) -> str:
+    """The manifest's condition, short: clean, pink15, white10+gain, orig+pink10 ..."""
+    parts = ["orig"] if c.get("original") else []
+    if c.get("noise"):
+        parts.append(f"{c['noise']}{c['snr_db']:g}")
+    if c.get("gains"):
+        parts.append("gain")
+    return "+".join(parts) or "clean"
+
+
+def devset_case(folder: Path, seeds: int, overrides: dict, only=None, prof=None) -> None:
+    """Every recording of the development set (names containing ``only``) through
+    ``pipeline.run`` for seeds 0..seeds-1; one row per recording, then a TOTAL line."""
+    from em.diarization.config import read_config
+    from em.diarization.pipeline import run
+    manifest = folder / "manifest.json"
+    if not manifest.is_file():
+        print(f"devset: no {manifest}; run `python benchmarks/build_devset.py` first "
+              "(case skipped)")
+        return
+    recordings = [r for r in json.loads(manifest.read_text(encoding="utf-8"))["recordings"]
+                  if only is None or only in r["name"]]
+    if not recordings:
+        print(f"devset: no recording in {manifest} has {only!r} in its name")
+        return
+    minutes = sum(r["duration_s"] for r in recordings) / 60
+    print(f"devset: {len(recordings)} recordings, {minutes:.1f} min, seeds 0..{seeds - 1}, "
+          + ("settings: each configuration with " + ", ".join(f"{k}={v}" for k, v in
+                                                               overrides.items())
+             if overrides else "settings: each configuration as written (defaults)"))
+    print("DER: ±0.25 s collar (pyannote collar=0.5), overlap not scored, median over seeds; "
+          "worst-med: worst seed minus median, points; DER0: no collar, overlap scored, "
+          "median; x RT: audio seconds per second of processing (WAV to outputs), median")
+    print(f"{'recording':21s} {'dur s':>6s} {'spk':>3s} {'cond':12s} {'DER':>6s} "
+          f"{'worst-med':>9s} {'DER0':>6s} {'speakers':>10s} {'x RT':>5s}")
+    rows, t_start = [], time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench_devset_") as tmp:
+        for rec in recordings:
+            name = rec["name"]
+            cfg = read_config(folder / rec["cfg"])
+            cfg = dataclasses.replace(cfg, **overrides,
+                                      output_cluster=Path(tmp) / f"{name}.hyp.rttm",
+                                      gmm_output=Path(tmp) / f"{name}.gmm")
+            runs = []
+            for seed in range(seeds):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", EMWarning)
+                    if prof:
+                        prof.enable()
+                    try:
+                        runs.append(run(cfg, out=lambda *_: None, seed=seed))
+                    finally:
+                        if prof:
+                            prof.disable()
+            ders = [r["der_c0.5_nooverlap"] for r in runs]
+            med = float(np.median(ders))
+            row = {"duration": rec["duration_s"], "der": med, "spread": max(ders) - med,
+                   "right": sum(r["speakers"] == r["true_speakers"] for r in runs),
+                   "runs": len(runs)}
+            rows.append(row)
+            print(f"{name:21s} {rec['duration_s']:6.1f} {runs[0]['true_speakers']:3d} "
+                  f"{_condition(rec['condition']):12s} {100 * med:5.1f}% "
+                  f"{100 * row['spread']:+9.1f} "
+                  f"{100 * np.median([r['der_c0.0_overlap'] for r in runs]):5.1f}% "
+                  f"{','.join(str(r['speakers']) for r in runs):>10s} "
+                  f"{np.median([r['speed'] for r in runs]):5.0f}", flush=True)
+    dur = np.array([r["duration"] for r in rows])
+    der_ = np.array([r["der"] for r in rows])
+    right, n_runs = sum(r["right"] for r in rows), sum(r["runs"] for r in rows)
+    stable = sum(r["spread"] <= 0.03 for r in rows)
+    print(f"{'TOTAL':21s} {dur.sum():6.1f}  DER {100 * np.average(der_, weights=dur):.1f}% "
+          f"weighted by duration, {100 * der_.mean():.1f}% unweighted; right speaker count "
+          f"{right}/{n_runs} runs ({100 * right / n_runs:.0f}%); worst seed within 3 points of "
+          f"the median {stable}/{len(rows)} recordings ({100 * stable / len(rows):.0f}%); "
+          f"elapsed {time.perf_counter() - t_start:.0f} s", flush=True)
+
+
 CASES = {"sample": sample_case, "voices": voices_case, "tidigits": tidigits_case,
          "tiled": tiled_case}
 
@@ -179,25 +303,51 @@ def run_one(X, speech, ref, seconds, settings):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--cases", default="sample,voices,tidigits,tiled")
-    p.add_argument("--seeds", type=int, default=3, help="orders/seeds per case (tiled: 1)")
+    p.add_argument("--cases", default=None,
+                   help=f"comma-separated, of {','.join(CASES)},devset (default: all; devset "
+                   "when its folder has a manifest.json)")
+    p.add_argument("--seeds", type=int, default=3,
+                   help="orders/seeds per case (tiled: 1; devset: clustering seeds 0..N-1)")
     p.add_argument("--minutes", type=float, default=10.0, help="length of the tiled case")
     p.add_argument("--initial-clusters", type=int, default=Settings.initial_clusters)
     p.add_argument("--M", type=int, default=Settings.M)
     p.add_argument("--seg-length", type=int, default=Settings.seg_length)
     p.add_argument("--em-iterations", type=int, default=Settings.em_iterations)
     p.add_argument("--KL-ntop", type=int, default=Settings.KL_ntop)
+    p.add_argument("--devset", type=Path, default=DEVSET, metavar="DIR",
+                   help="the development set's folder (default benchmarks/devset)")
+    p.add_argument("--only", metavar="SUBSTRING",
+                   help="devset: only the recordings whose name contains SUBSTRING")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="devset: replace a configuration key of every recording (repeatable)")
     p.add_argument("--profile", action="store_true", help="cProfile the runs, print the top 25")
     p.add_argument("--cli", action="store_true",
                    help="also time examples/cluster.py end to end on the tiled recording")
     a = p.parse_args(argv)
+    if a.cases:
+        cases = a.cases.split(",")
+    else:
+        cases = list(CASES) + (["devset"] if (a.devset / "manifest.json").is_file() else [])
+    unknown = [c for c in cases if c not in CASES and c != "devset"]
+    if unknown:
+        p.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)}, devset")
+    try:
+        overrides = parse_overrides(a.overrides)
+    except ValueError as exc:
+        p.error(str(exc))
     s = Settings(initial_clusters=a.initial_clusters, M=a.M, seg_length=a.seg_length,
                  em_iterations=a.em_iterations, KL_ntop=a.KL_ntop)
-    print(f"settings: {s}")
-    print(f"{'case':10s} {'seed':>4s} {'audio s':>8s} {'spk/truth':>9s} {'DER c.25':>8s} "
-          f"{'DER c0 no-ov':>12s} {'time s':>7s} {'x RT':>6s}")
     prof = cProfile.Profile() if a.profile else None
-    for name in a.cases.split(","):
+    header = False
+    for name in cases:
+        if name == "devset":
+            devset_case(a.devset, a.seeds, overrides, a.only, prof)
+            continue
+        if not header:
+            print(f"settings: {s}")
+            print(f"{'case':10s} {'seed':>4s} {'audio s':>8s} {'spk/truth':>9s} "
+                  f"{'DER c.25':>8s} {'DER c0 no-ov':>12s} {'time s':>7s} {'x RT':>6s}")
+            header = True
         ders = []
         for seed in range(1 if name == "tiled" else a.seeds):
             kw = {"minutes": a.minutes} if name == "tiled" else {}
@@ -218,7 +368,6 @@ def main(argv=None):
         cli_speed(s, a.minutes)
     if prof:
         pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
-
 
 if __name__ == "__main__":
     main()

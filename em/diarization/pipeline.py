@@ -144,9 +144,8 @@ def der(reference_turns, hypothesis_turns, collar: float, skip_overlap: bool,
 def confusion(reference_turns, hypothesis_turns, seconds: float) -> list[str]:
     """Per reference speaker: its speech, the hypothesis speaker mapped to it (the mapping that
     maximises the overlap, as DER uses) and where the rest of its time went."""
-    from pyannote.metrics.diarization import DiarizationErrorRate
     ref, hyp = _annotation(reference_turns), _annotation(hypothesis_turns)
-    mapping = DiarizationErrorRate().optimal_mapping(ref, hyp)
+    mapping = speaker_mapping(reference_turns, hypothesis_turns)
     lines = []
     for spk in sorted(ref.labels()):
         own = ref.label_timeline(spk)
@@ -163,6 +162,14 @@ def confusion(reference_turns, hypothesis_turns, seconds: float) -> list[str]:
         lines.append(f"  {spk}: {total:.1f} s, {100 * got / max(total, 1e-9):.0f}% as "
                      f"{'/'.join(mapped) or 'nobody'}" + (f"; also {others}" if others else ""))
     return lines
+
+
+def speaker_mapping(reference_turns, hypothesis_turns) -> dict:
+    """{hypothesis speaker: reference speaker}: the one-to-one mapping of largest overlap,
+    as DER uses it."""
+    from pyannote.metrics.diarization import DiarizationErrorRate
+    return dict(DiarizationErrorRate().optimal_mapping(_annotation(reference_turns),
+                                                       _annotation(hypothesis_turns)))
 
 
 def _annotation(turns):
@@ -216,11 +223,12 @@ def run(cfg: Config, out=print, plot=None, seed: int = 0) -> dict:
     names = [f"spk{k}" for k in range(len(result.gmms))]
     outputs = {cfg.output_cluster: rttm_text(turns).encode(),
                cfg.gmm_output: gmms_text(result.gmms, names).encode()}
-    if plot:
-        from em.diarization.plot import timeline
-        outputs[plot] = timeline(turns, reference, seconds)
     ders = {(collar, skip): der(reference, turns, collar, skip, seconds)
             for collar, skip in ((0.5, True), (0.0, False))} if reference else {}
+    if plot:
+        from em.diarization.plot import timeline
+        mapping = speaker_mapping(reference, turns) if reference else None
+        outputs[plot] = timeline(turns, reference, seconds, mapping, ders.get((0.5, True)))
     write_files(outputs)
     elapsed = time.perf_counter() - t0
     figures = {"speakers": len(result.gmms), "seconds": seconds, "elapsed": elapsed,
