@@ -301,6 +301,11 @@ def run_one(X, speech, ref, seconds, settings):
             "der0": der(ref, hyp, 0.0, True, seconds)}
 
 
+def _int_or_auto(text: str):
+    """An argparse type: an integer, or 'auto' (sized to the speech)."""
+    return text if text == "auto" else int(text)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cases", default=None,
@@ -309,8 +314,8 @@ def main(argv=None):
     p.add_argument("--seeds", type=int, default=3,
                    help="orders/seeds per case (tiled: 1; devset: clustering seeds 0..N-1)")
     p.add_argument("--minutes", type=float, default=10.0, help="length of the tiled case")
-    p.add_argument("--initial-clusters", type=int, default=Settings.initial_clusters)
-    p.add_argument("--M", type=int, default=Settings.M)
+    p.add_argument("--initial-clusters", type=_int_or_auto, default=Settings.initial_clusters)
+    p.add_argument("--M", type=_int_or_auto, default=Settings.M)
     p.add_argument("--seg-length", type=int, default=Settings.seg_length)
     p.add_argument("--em-iterations", type=int, default=Settings.em_iterations)
     p.add_argument("--KL-ntop", type=int, default=Settings.KL_ntop)
