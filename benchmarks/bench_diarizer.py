@@ -297,8 +297,8 @@ def run_one(X, speech, ref, seconds, settings):
     hyp = segments_from_labels(labels, 0.01, "hyp")
     truth = len({t.speaker for t in ref})
     return {"speakers": len(result.gmms), "truth": truth, "elapsed": elapsed,
-            "xrt": seconds / elapsed, "der": der(ref, hyp, 0.25, False, seconds),
-            "der0": der(ref, hyp, 0.0, True, seconds)}
+            "xrt": seconds / elapsed, "der": der(ref, hyp, 0.5, True, seconds),
+            "der0": der(ref, hyp, 0.0, False, seconds)}
 
 
 def _int_or_auto(text: str):
@@ -351,7 +351,7 @@ def main(argv=None):
         if not header:
             print(f"settings: {s}")
             print(f"{'case':10s} {'seed':>4s} {'audio s':>8s} {'spk/truth':>9s} "
-                  f"{'DER c.25':>8s} {'DER c0 no-ov':>12s} {'time s':>7s} {'x RT':>6s}")
+                  f"{'DER±.25':>8s} {'DER0 ov':>12s} {'time s':>7s} {'x RT':>6s}")
             header = True
         ders = []
         for seed in range(1 if name == "tiled" else a.seeds):

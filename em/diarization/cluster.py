@@ -26,7 +26,8 @@ from em import GMM, compute_distance_BIC
 from em.diarization.viterbi import segment
 
 
-SECONDS_PER_CLUSTER = 10.0      # auto size: one initial cluster per this much speech, 2..16
+SECONDS_PER_CLUSTER = 10.0      # auto size: one initial cluster per this much speech,
+MIN_CLUSTERS = 2                # ... at least this many, at most 16
 FRAMES_PER_GAUSSIAN = 100       # auto size: Gaussians per cluster from its frames, 2..8
 
 
@@ -50,7 +51,7 @@ def auto_size(n_frames: int, s: Settings, frame_s: float = 0.01) -> tuple[int, i
     amount of speech (Imseng & Friedland's rule: short recordings get fewer clusters and fewer
     Gaussians, so each model still sees enough frames)."""
     K = s.initial_clusters if s.initial_clusters != "auto" else \
-        int(np.clip(round(n_frames * frame_s / SECONDS_PER_CLUSTER), 2, 16))
+        int(np.clip(round(n_frames * frame_s / SECONDS_PER_CLUSTER), MIN_CLUSTERS, 16))
     M = s.M if s.M != "auto" else \
         int(np.clip(round(n_frames / (K * FRAMES_PER_GAUSSIAN)), 2, 8))
     return K, M
