@@ -36,6 +36,7 @@ class Settings:
     initial_clusters: int | str = "auto"
     M: int | str = "auto"
     em_iterations: int = 3
+    merge_iterations: int = 0          # EM iterations of a merged candidate (0: em_iterations)
     KL_ntop: int = 0
     num_seg_iters_init: int = 2
     num_seg_iters: int = 3
@@ -159,7 +160,7 @@ def _diarize(X, s, progress):
         own = [float(g.score(d).sum()) for g, d in zip(gmms, parts)]
         for a, b in _candidates(gmms, s.KL_ntop):
             merged, gain = compute_distance_BIC(gmms[a], gmms[b], (parts[a], parts[b]),
-                                                em_iters=s.em_iterations,
+                                                em_iters=s.merge_iterations or s.em_iterations,
                                                 own_loglik=(own[a], own[b]))
             if gain > best[0]:
                 best = (gain, (a, b), merged)

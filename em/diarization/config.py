@@ -25,6 +25,8 @@ KEYS = {
     "M_mfcc": (int, "auto", "Gaussian components per initial cluster (auto: from the amount "
                "of speech)"),
     "em_iterations": (int, 3, "EM iterations per training"),
+    "merge_iterations": (int, 0, "EM iterations of each candidate merged model "
+                         "(0: em_iterations)"),
     "spnsp_file": (Path, None, "speech/non-speech file: one 0/1 per frame"),
     "KL_ntop": (int, 0, "GMM pairs to evaluate BIC on, closest by KL (0 = all pairs)"),
     "num_seg_iters_init": (int, 2, "re-segmentation rounds before merging"),
@@ -41,6 +43,7 @@ KEYS = {
 # costs grow with the cube of initial_clusters); seg_length and initial_clusters x M_mfcc are
 # also checked against the recording's speech frames (pipeline.load_features)
 RANGE = {"initial_clusters": (1, 128), "M_mfcc": (1, 256), "em_iterations": (1, 100),
+         "merge_iterations": (0, 1000),
          "KL_ntop": (0, None), "num_seg_iters_init": (0, 100), "num_seg_iters": (0, 100),
          "seg_length": (1, None), "min_duration": (1, None)}
 CHOICES = {"resegmentation": ("viterbi", "vote"),
@@ -62,6 +65,7 @@ class Config:
     mfcc_feats: Path | None = None
     audio_file: Path | None = None
     em_iterations: int = 3
+    merge_iterations: int = 0
     spnsp_file: Path | None = None
     KL_ntop: int = 0
     num_seg_iters_init: int = 2

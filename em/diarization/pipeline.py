@@ -191,6 +191,7 @@ def run(cfg: Config, out=print, plot=None, seed: int = 0) -> dict:
     Xs = np.ascontiguousarray(X[speech])
     settings = Settings(initial_clusters=cfg.initial_clusters, M=cfg.M_mfcc,
                         em_iterations=cfg.em_iterations, KL_ntop=cfg.KL_ntop,
+                        merge_iterations=cfg.merge_iterations,
                         num_seg_iters_init=cfg.num_seg_iters_init,
                         num_seg_iters=cfg.num_seg_iters, seg_length=cfg.seg_length,
                         resegmentation=cfg.resegmentation, min_duration=cfg.min_duration,
