@@ -56,7 +56,7 @@ def run(model, params, backend, prep, *, max_iter: int, stop, test=None,
     """Iterate pass -> criterion -> update from ``params`` until ``stop(history)`` says so
     or ``max_iter`` updates were made; the parameters after the last update are scored too
     unless ``score_last`` is False.  ``stop`` sees the tracked history (test if given).
-    ``on_iter(i, params)`` is called with each scored parameter set."""
+    ``on_iter(i, params, result)`` is called with each scored parameter set."""
     res = Result(params, params, 0, False)
     best = -np.inf
     while True:
@@ -74,7 +74,7 @@ def run(model, params, backend, prep, *, max_iter: int, stop, test=None,
         if tracked[-1] > best:
             best, res.best = tracked[-1], params
         if on_iter is not None:
-            on_iter(res.n_iter, params)
+            on_iter(res.n_iter, params, res)
         if res.n_iter == max_iter:
             break
         if stop(tracked):

@@ -91,14 +91,15 @@ class _Mixture:
 
     # -- fitting -------------------------------------------------------------------------
     def fit(self, points_data, points_test=None, tol=1e-3, patience=None, n_iter_max=100,
-            n_iter_fix=None, saving=None, file_name="model", saving_iter=2):
+            n_iter_fix=None, saving=None, file_name="model", saving_iter=2, verbose=False):
         """Train on ``points_data`` (n_points, dim).
 
         Stops when the criterion per point grows by less than ``tol`` (``patience`` more
         times), after ``n_iter_max`` iterations, or after exactly ``n_iter_fix``.  With
         ``points_test`` the criterion is taken on it and the best parameters seen are restored
         at the end (early stopping).  ``saving`` 'log' / 'linear' / 'final' writes checkpoints
-        (groups 'init', 'iterN', 'best') into ``file_name + '.h5'``.
+        (groups 'init', 'iterN', 'best') into ``file_name + '.h5'``.  Nothing is printed
+        unless ``verbose``: then one line per iteration with its criteria.
         """
         X = check_data(points_data, name="points_data")
         Xt = None if points_test is None else check_data(points_test, X.shape[1], "points_test")
@@ -135,7 +136,12 @@ class _Mixture:
 
         base = self.iter
 
-        def on_iter(i, params):
+        def on_iter(i, params, res):
+            if verbose:
+                line = f"{self.name} iteration {base + i}: {self._sign * res.history[-1]:.10g}"
+                if test is not None:
+                    line += f", test {self._sign * res.test_history[-1]:.10g}"
+                print(line)
             if saving is not None and i > 0 and due(base + i):
                 self._params, self.iter = params, base + i
                 _write_group(path, "a", f"iter{base + i}", self)

@@ -853,3 +853,15 @@ def test_log_and_final_saving(tmp_path, saving, n_iter, groups):
     with h5py.File(tmp_path / "m.h5", "r") as f:
         fresh.read_and_init(f["best"], X)
     np.testing.assert_array_equal(fresh.predict_log_resp(X), m.predict_log_resp(X))
+
+
+def test_fit_prints_nothing_unless_verbose(capsys):
+    X = np.random.default_rng(0).normal(size=(200, 2))
+    GaussianMixture(2, random_state=0, backend="numpy").fit(X, n_iter_fix=2)
+    assert capsys.readouterr().out == ""
+    m = GaussianMixture(2, random_state=0, backend="numpy").fit(X, X[:50], n_iter_fix=2,
+                                                                  verbose=True)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and all(", test " in line for line in lines)
+    assert float(lines[-1].split(": ")[1].split(",")[0]) == pytest.approx(
+        m.convergence_criterion_data[-1])
