@@ -350,7 +350,7 @@ def bad_numbers():
         yield from ((key, v) for v in values)
 
 
-@pytest.mark.parametrize("key,value", bad_numbers())
+@pytest.mark.parametrize("key,value", list(bad_numbers()))
 def test_config_rejects_bad_numbers(tmp_path, key, value):
     cfg = write_cfg(tmp_path, settings(tmp_path, **{key: value}))
     with pytest.raises(ConfigError, match=rf"test\.cfg: {key} "):
