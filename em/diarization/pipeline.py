@@ -224,6 +224,7 @@ def run(cfg: Config, out=print, plot=None, seed: int = 0) -> dict:
     names = [f"spk{k}" for k in range(len(result.gmms))]
     outputs = {cfg.output_cluster: rttm_text(turns).encode(),
                cfg.gmm_output: gmms_text(result.gmms, names).encode()}
+    elapsed = time.perf_counter() - t0              # the diarizer's own time line
     ders = {(collar, skip): der(reference, turns, collar, skip, seconds)
             for collar, skip in ((0.5, True), (0.0, False))} if reference else {}
     if plot:
@@ -231,11 +232,11 @@ def run(cfg: Config, out=print, plot=None, seed: int = 0) -> dict:
         mapping = speaker_mapping(reference, turns) if reference else None
         outputs[plot] = timeline(turns, reference, seconds, mapping, ders.get((0.5, True)))
     write_files(outputs)
-    elapsed = time.perf_counter() - t0
     figures = {"speakers": len(result.gmms), "seconds": seconds, "elapsed": elapsed,
                "speed": seconds / elapsed}
     out(f"speakers: {len(result.gmms)}; wrote {cfg.output_cluster} and {cfg.gmm_output}")
-    out(f"time: {elapsed:.2f} s for {seconds:.1f} s of audio ({figures['speed']:.0f}x real time)")
+    out(f"time: {elapsed:.2f} s for {seconds:.1f} s of audio ({figures['speed']:.0f}x real time; "
+        "reading to RTTM, scoring and plot excluded)")
     for (collar, skip), value in ders.items():
         figures[f"der_c{collar}_{'nooverlap' if skip else 'overlap'}"] = value
         out(f"DER {100 * value:5.1f}%  (" + (f"collar ±{collar / 2:.2f} s, i.e. pyannote "
