@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
+from abc import ABC, abstractmethod
 import time
 import warnings
 
@@ -28,7 +29,7 @@ COVARIANCE_TYPES = ("full", "diag", "spherical")
 SEEDS = ("random", "plus", "AF_KMC")
 
 
-class _Mixture:
+class _Mixture(ABC):
     """Shared machinery; subclasses set ``name``, ``inits`` and the model hooks."""
 
     name = "mixture"
@@ -82,12 +83,17 @@ class _Mixture:
     log_weights = property(lambda self: self._get("log_weights"),
                            doc="(n_components,) log weights (variational: E[log pi_k]).")
 
-    # -- the model hooks -----------------------------------------------------------------
+    # -- the subclasses' hooks -----------------------------------------------------------
+    @abstractmethod
     def _model(self, prep):
-        raise NotImplementedError
+        """The model's hooks for :func:`em.fit.run` (``em.models``)."""
 
-    def _from_moments(self, model, weights, means, cov, n_points):
-        raise NotImplementedError
+    @abstractmethod
+    def _read(self, group, prep, means, log_w):
+        """Set ``_params`` from an h5py group whose means and log weights are read."""
+
+    def _fitted(self, prep):
+        """Called after :meth:`fit` with the prepared training data."""
 
     # -- fitting -------------------------------------------------------------------------
     def fit(self, points_data, points_test=None, tol=1e-3, patience=None, n_iter_max=100,
@@ -154,6 +160,7 @@ class _Mixture:
         sign = self._sign
         self.convergence_criterion_data = [sign * c for c in res.history]
         self.convergence_criterion_test = [sign * c for c in res.test_history]
+        self._fitted(prep)
         if saving is not None:
             _write_group(path, "a", "best", self)
         return self
@@ -172,7 +179,8 @@ class _Mixture:
             if self.init.shape[0] != prep.N:
                 raise ValueError(f"init responsibilities have {self.init.shape[0]} rows but "
                                  f"points_data has {prep.N}")
-            self._params = model.m_step(stats_from_resp(prep.X, self.init, model))
+            full = G.kernel_cvtype(self.covariance_type) == "full"
+            self._params = model.m_step(stats_from_resp(prep.X, self.init, full))
             return
         if self.init in ("GMM", "VBGMM"):
             cls = GaussianMixture if self.init == "GMM" else VariationalGaussianMixture
@@ -181,7 +189,7 @@ class _Mixture:
             first.fit(prep.X, None if test is None else test.X)
             if self.type_init == "mcw":
                 w = np.exp(first.log_weights - np.logaddexp.reduce(first.log_weights))
-                self._params = self._from_moments(model, w, first.means, first.cov, prep.N)
+                self._params = model.from_moments(w, first.means, first.cov, prep.N)
                 return
             form = first._model(prep).form(first._params)
             self._params = model.m_step(self._backend.fused_stats(prep, form))
@@ -190,7 +198,7 @@ class _Mixture:
         if self.type_init == "mcw":
             cov = pooled_cov(self._data_moments(prep)[1], self.covariance_type, self.reg_covar)
             cov = np.repeat(np.asarray(cov)[None], K, axis=0)
-            self._params = self._from_moments(model, np.full(K, 1.0 / K), means, cov, prep.N)
+            self._params = model.from_moments(np.full(K, 1.0 / K), means, cov, prep.N)
             return
         self._params = model.m_step(self._assign(prep, means))
 
@@ -346,13 +354,9 @@ class Kmeans(_Mixture):
         out[np.arange(prep.N), won] = 1.0
         return out
 
-    def fit(self, points_data, points_test=None, **kw):
-        super().fit(points_data, points_test, **kw)
-        prep = self._backend.prepare(check_data(points_data, name="points_data"))
+    def _fitted(self, prep):
         N = self._backend.fused_stats(prep, centre_form(self._params.means), hard=True).N
-        with np.errstate(divide="ignore"):
-            self._shares = N / N.sum()
-        return self
+        self._shares = N / N.sum()
 
     def _subset_extra(self, new, keep):
         if self._shares is not None:
@@ -374,9 +378,6 @@ class GaussianMixture(_Mixture):
 
     def _model(self, prep):
         return EM(self.covariance_type, self.reg_covar)
-
-    def _from_moments(self, model, weights, means, cov, n_points):
-        return GaussianParams(weights, means, cov)
 
     def _read(self, group, prep, means, log_w):
         cov = self._read_cov(group, prep, means)
@@ -455,9 +456,6 @@ class VariationalGaussianMixture(_Mixture):
         return Prior(float(alpha_0), float(beta_0), float(nu_0), mean, cov,
                      float(given.get("pypcoeff", self.pypcoeff)), self._sticks)
 
-    def _from_moments(self, model, weights, means, cov, n_points):
-        return model.from_moments(weights, means, cov, n_points)
-
     def _write_extra(self, group):
         p, pr = self._params, self._prior
         group.create_dataset("initial parameters",
@@ -518,13 +516,13 @@ class DPVariationalGaussianMixture(VariationalGaussianMixture):
         self.pypcoeff = _pypcoeff(pypcoeff)
 
 
-def stats_from_resp(X, resp, model) -> Stats:
-    """Statistics of user-given responsibilities (n_points, K), about each component's mean
-    (initialisation only: the one place an N x K matrix is used)."""
+def stats_from_resp(X, resp, full: bool) -> Stats:
+    """Statistics of user-given responsibilities (n_points, K), about each component's mean,
+    full second moments or their diagonal (initialisation only: the one place an N x K matrix
+    is used)."""
     X = np.asarray(X, dtype=np.float64)
     N = resp.sum(axis=0)
     shift = (resp.T @ X) / np.maximum(N, np.finfo(np.float64).tiny)[:, None]
-    full = isinstance(model, (EM, Variational)) and model.cvtype == "full"
     S2 = []
     for k in range(resp.shape[1]):
         d = X - shift[k]

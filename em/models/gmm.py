@@ -46,6 +46,11 @@ class EM:
     def dead(self, stats) -> np.ndarray:
         return np.flatnonzero(G.dead_mask(stats.N))
 
+    def from_moments(self, weights, means, cov, n_points: int) -> GaussianParams:
+        """Parameters with these weights, means and covariances (``n_points`` is unused: the
+        variational models' hook needs it)."""
+        return GaussianParams(weights, means, cov)
+
     def reseed(self, p: GaussianParams, dead, rows, stats, n: int) -> GaussianParams:
         """Dead components restart at ``rows`` with the data's covariance and the weight of
         one sample."""

@@ -12,7 +12,7 @@ pass's log-likelihood minus KL(q(theta) || p(theta)), so no N x K matrix is need
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import betaln, digamma, gammaln, multigammaln
@@ -163,9 +163,6 @@ class Variational:
         alpha = self.weight_posterior(N)
         return VariationalParams(expected_log_weights(alpha), means, cov, alpha,
                                  self.prior.beta_0 + N, self.prior.nu_0 + N)
-
-    def with_prior(self, **changes) -> "Variational":
-        return Variational(self.cvtype, self.reg_covar, replace(self.prior, **changes))
 
 
 def _multigammaln(a: np.ndarray, D: int) -> np.ndarray:
