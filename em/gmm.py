@@ -8,7 +8,7 @@ from em import backends, fit as driver
 from em.fit import EMWarning  # noqa: F401  (re-exported: em.EMWarning)
 from em.models import gaussian as G
 from em.models.gmm import EM, GaussianParams, pooled_cov
-from em.seeding import distinct_rows
+from em.seeding import data_moments, distinct_rows
 from em.validation import (check_cvtype, check_data, check_params, check_int, check_real,
                            check_sample_weight)
 
@@ -145,14 +145,11 @@ class GMM:
 
     def _seed(self, prep, rng):
         """Means at distinct random samples, covariances from the data, uniform weights."""
-        M, D = self.M, self.D
+        M = self.M
         if prep.N < M:
             raise ValueError(f"cannot seed {M} components from {prep.N} samples: "
                              "need at least M samples (or pass initial parameters)")
-        one = G.scoring_form(np.ones(1), prep.center[None, :],
-                             np.ones((1, D)) if self.cvtype == "diag" else np.eye(D)[None],
-                             self.cvtype)
-        _, cov = G.global_moments(self.backend.fused_stats(prep, one), self.cvtype)
+        _, cov = data_moments(self.backend, prep, self.cvtype)
         means = prep.X[distinct_rows(prep, M, rng)].astype(np.float64)
         covars = np.repeat(pooled_cov(cov, self.cvtype, self.reg_covar)[None], M, axis=0)
         if self.cvtype == "full":

@@ -196,7 +196,8 @@ class _Mixture(ABC):
             return
         means = self._seed_means(prep)
         if self.type_init == "mcw":
-            cov = pooled_cov(self._data_moments(prep)[1], self.covariance_type, self.reg_covar)
+            cov = seeding.data_moments(self._backend, prep, self.covariance_type)[1]
+            cov = pooled_cov(cov, self.covariance_type, self.reg_covar)
             cov = np.repeat(np.asarray(cov)[None], K, axis=0)
             self._params = model.from_moments(np.full(K, 1.0 / K), means, cov, prep.N)
             return
@@ -206,11 +207,6 @@ class _Mixture(ABC):
         """Statistics of the hard assignment of every point to its nearest mean."""
         form = centre_form(means, G.kernel_cvtype(self.covariance_type))
         return self._backend.fused_stats(prep, form, hard=True)
-
-    def _data_moments(self, prep):
-        """The data's mean and covariance (diag: variances) from one pass."""
-        return G.global_moments(self._assign(prep, prep.center[None, :]),
-                                G.kernel_cvtype(self.covariance_type))
 
     def _seed_means(self, prep):
         K, rng = self.n_components, self._rng
@@ -434,7 +430,8 @@ class VariationalGaussianMixture(_Mixture):
         mean = given.get("means_prior", self._means_prior)
         cov = given.get("cov_prior", self._cov_prior)
         if mean is None or cov is None:
-            data_mean, data_cov = self._data_moments(prep)
+            data_mean, data_cov = seeding.data_moments(self._backend, prep,
+                                                       self.covariance_type)
             data_cov = data_cov * prep.N / max(prep.N - 1, 1)
             mean = data_mean if mean is None else mean
             if cov is None:

@@ -1,10 +1,11 @@
 """Initial centres for k-means and the mixtures: random samples, k-means++ (Arthur &
-Vassilvitskii 2007) and AFK-MC^2 (Bachem et al. 2016).  Distances to a new centre come from the
+Vassilvitskii 2007) and AFK-MC^2 (Bachem et al. 2016); the data's moments.  Distances to a new centre come from the
 backend (a one-component scoring pass), so no seeding loops over the data in Python."""
 from __future__ import annotations
 
 import numpy as np
 
+from em.models import gaussian as G
 from em.models.kmeans import centre_form
 
 
@@ -19,6 +20,13 @@ def distinct_rows(prep, K: int, rng) -> np.ndarray:
             return candidates[np.sort(first)[:K]]
     raise ValueError(f"the data has only {first.size} distinct (weighted) samples, fewer than "
                      f"{K} components: use fewer components or pass initial parameters")
+
+
+def data_moments(backend, prep, cvtype: str):
+    """The data's mean and covariance (diag and spherical: variances) from one pass."""
+    kernel = G.kernel_cvtype(cvtype)
+    stats = backend.fused_stats(prep, centre_form(prep.center[None, :], kernel))
+    return G.global_moments(stats, kernel)
 
 
 def _sq_dist(backend, prep, centre) -> np.ndarray:
