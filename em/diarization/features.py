@@ -45,7 +45,7 @@ def read_wav(path, sample_rate: int = 16000) -> np.ndarray:
 def mfcc(samples: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
     """(frames, 19) float32 MFCCs, one frame every 10 ms."""
     import librosa
-    hop, win = sample_rate // 100, int(round(sample_rate * WINDOW_S))
+    hop, win = _hop_win(sample_rate)
     if len(samples) < win:
         raise AudioError(f"audio of {len(samples) / sample_rate:.3f} s is shorter than one "
                          f"{1000 * win // sample_rate} ms analysis window")
@@ -58,7 +58,7 @@ def speech_frames(samples: np.ndarray, sample_rate: int = 16000, detector: str =
                   ) -> np.ndarray:
     """Boolean speech mask, one entry per MFCC frame.  ``detector``: 'webrtcvad', 'energy' or
     'auto' (webrtcvad when it is installed)."""
-    hop, win = sample_rate // 100, int(round(sample_rate * WINDOW_S))
+    hop, win = _hop_win(sample_rate)
     n = 1 + (len(samples) - win) // hop
     if detector == "auto":
         try:
@@ -70,7 +70,13 @@ def speech_frames(samples: np.ndarray, sample_rate: int = 16000, detector: str =
         else _energy(samples, sample_rate, hop, win)
     # frame i of the MFCCs covers [i*hop, i*hop + win): centre it on the 10 ms decisions
     centre = np.minimum(np.arange(n) + (win // hop) // 2, len(raw) - 1)
-    return smooth(raw[centre], MIN_SPEECH / 0.01, MIN_PAUSE / 0.01)
+    frame_s = hop / sample_rate
+    return smooth(raw[centre], MIN_SPEECH / frame_s, MIN_PAUSE / frame_s)
+
+
+def _hop_win(sample_rate: int) -> tuple[int, int]:
+    """(samples between frames, samples per analysis window): 10 ms and WINDOW_S."""
+    return sample_rate // 100, int(round(sample_rate * WINDOW_S))
 
 
 def _webrtc(samples, sample_rate, hop) -> np.ndarray:
