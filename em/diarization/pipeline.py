@@ -141,11 +141,10 @@ def der(reference_turns, hypothesis_turns, collar: float, skip_overlap: bool,
                         uem=Timeline([Segment(0, seconds)])))
 
 
-def confusion(reference_turns, hypothesis_turns, seconds: float) -> list[str]:
-    """Per reference speaker: its speech, the hypothesis speaker mapped to it (the mapping that
-    maximises the overlap, as DER uses) and where the rest of its time went."""
+def confusion(reference_turns, hypothesis_turns, mapping: dict) -> list[str]:
+    """Per reference speaker: its speech, the hypothesis speaker ``mapping`` maps to it
+    (:func:`speaker_mapping`) and where the rest of its time went."""
     ref, hyp = _annotation(reference_turns), _annotation(hypothesis_turns)
-    mapping = speaker_mapping(reference_turns, hypothesis_turns)
     lines = []
     for spk in sorted(ref.labels()):
         own = ref.label_timeline(spk)
@@ -227,9 +226,9 @@ def run(cfg: Config, out=print, plot=None, seed: int = 0) -> dict:
     elapsed = time.perf_counter() - t0              # the diarizer's own time line
     ders = {(collar, skip): der(reference, turns, collar, skip, seconds)
             for collar, skip in ((0.5, True), (0.0, False))} if reference else {}
+    mapping = speaker_mapping(reference, turns) if reference else None
     if plot:
         from em.diarization.plot import timeline
-        mapping = speaker_mapping(reference, turns) if reference else None
         outputs[plot] = timeline(turns, reference, seconds, mapping, ders.get((0.5, True)))
     write_files(outputs)
     figures = {"speakers": len(result.gmms), "seconds": seconds, "elapsed": elapsed,
@@ -247,7 +246,7 @@ def run(cfg: Config, out=print, plot=None, seed: int = 0) -> dict:
         figures["true_speakers"] = true
         out(f"speakers found {len(result.gmms)}, true {true} "
             f"(count error {len(result.gmms) - true:+d})")
-        for line in confusion(reference, turns, seconds):
+        for line in confusion(reference, turns, mapping):
             out(line)
     if plot:
         out(f"timeline: {plot}")
