@@ -17,8 +17,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-FORMS = ("diag", "full")        # the precision shapes kernels evaluate
-
 
 @dataclass(frozen=True)
 class ScoringForm:
