@@ -3,7 +3,8 @@
 ``from em import GMM, compute_distance_BIC``; see README.md.
 """
 from em.bic import compute_distance_BIC
-from em.gmm import GMM, EMWarning  # noqa: F401  (EMWarning: import it by name)
+from em.fit import EMWarning  # noqa: F401  (import it by name)
+from em.gmm import GMM
 from em.mixture import (DPVariationalGaussianMixture, GaussianMixture, Kmeans,
                         VariationalGaussianMixture)
 

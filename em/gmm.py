@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from em import backends, fit as driver
-from em.fit import EMWarning  # noqa: F401  (re-exported: em.EMWarning)
 from em.models import gaussian as G
 from em.models.gmm import EM, GaussianParams, pooled_cov
 from em.seeding import data_moments, distinct_rows
