@@ -275,17 +275,20 @@ def test_stereo_wav(tmp_path):
     run_values(tmp_path, values, "channels")
 
 
-def test_audio_shorter_than_one_segment(tmp_path):
+@pytest.mark.parametrize("resegmentation, key", [("vote", "seg_length"),
+                                                 ("viterbi", "min_duration")])
+def test_audio_shorter_than_one_segment(tmp_path, resegmentation, key):
     import soundfile as sf
-    # 0.5 s of noise: a loud first half (speech) and a quiet second half (non-speech),
-    # 48 frames in all, fewer than seg_length = 150.
-    x = noise(0.5)
+    # 1.4 s of noise: a loud first half (speech) and a quiet second half (non-speech),
+    # ~70 speech frames, fewer than seg_length = 150 or min_duration = 100.
+    x = noise(1.4)
     x[len(x) // 2:] *= 0.01
     wav = tmp_path / "short.wav"
     sf.write(wav, x, 16000)
-    values = minimal_settings(tmp_path, audio_file=wav, seg_length=150)
+    values = minimal_settings(tmp_path, audio_file=wav, seg_length=150, min_duration=100,
+                              resegmentation=resegmentation)
     result = run_values(tmp_path, values, "segment")
-    assert "seg_length" in result.stderr
+    assert key in result.stderr
 
 
 def test_text_file_as_audio(tmp_path):

@@ -14,8 +14,8 @@ import numpy as np
 FRAME_PERIOD = 100000          # HTK units (100 ns): 10 ms
 N_MFCC = 19
 WINDOW_S = 0.030
-VAD_MODE = 3                   # webrtcvad aggressiveness 0..3
-MIN_SPEECH = 0.25              # s: shorter speech runs become pause
+VAD_MODE = 1                   # webrtcvad aggressiveness 0..3
+MIN_SPEECH = 0.50              # s: shorter speech runs become pause
 MIN_PAUSE = 0.30               # s: shorter pauses become speech
 
 
@@ -96,12 +96,13 @@ def _energy(samples, sample_rate, hop, win) -> np.ndarray:
 
 
 def smooth(mask: np.ndarray, min_speech: float, min_pause: float) -> np.ndarray:
-    """Fill pauses shorter than ``min_pause`` frames, then drop speech runs shorter than
-    ``min_speech`` frames."""
+    """Fill pauses shorter than ``min_pause`` frames (not at the edges), then drop speech runs
+    shorter than ``min_speech`` frames (at the edges too: the detector's start-up)."""
     out = mask.copy()
     for value, shortest in ((False, min_pause), (True, min_speech)):
         edges = np.flatnonzero(np.diff(np.r_[~out[0], out, ~out[-1]].astype(np.int8)))
         for a, b in zip(edges[:-1], edges[1:]):
-            if out[a] == value and b - a < shortest and 0 < a and b < len(out):
+            inner = 0 < a and b < len(out)          # a pause at an edge is not a pause
+            if out[a] == value and b - a < shortest and (inner or value):
                 out[a:b] = not value
     return out
