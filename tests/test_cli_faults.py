@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from em import GMM
-from em.diarization.config import RANGE, ConfigError, read_config
+from em.diarization.config import KEYS, RANGE, ConfigError, read_config
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "examples" / "data"
@@ -228,7 +228,11 @@ CASES = [
     row("initial-clusters-1e9", lambda t: diarizer(t, initial_clusters=10**9),
         ["initial_clusters"]),
     row("seg-length-0", lambda t: diarizer(t, seg_length=0), ["seg_length"]),
-    row("seg-length-above-speech", lambda t: diarizer(t, seg_length=10**6), ["seg_length"]),
+    row("seg-length-above-speech", lambda t: diarizer(t, seg_length=10**6,
+                                                      resegmentation="vote"), ["seg_length"]),
+    row("min-duration-above-speech", lambda t: diarizer(t, min_duration=10**6,
+                                                        resegmentation="viterbi"),
+        ["min_duration"]),
     row("em-iterations-negative", lambda t: diarizer(t, em_iterations=-3), ["em_iterations"]),
     row("em-iterations-1e9", lambda t: diarizer(t, em_iterations=10**9), ["em_iterations"]),
     row("M-not-a-number", lambda t: diarizer(t, M_mfcc="abc"), ["M_mfcc"]),
@@ -345,7 +349,8 @@ def test_cli_bad_input(tmp_path, build, words):
 # -- every numeric key of the diarizer configuration --------------------------------------------
 def bad_numbers():
     for key, (low, high) in sorted(RANGE.items()):
-        values = ["abc", "1.5", "", "1e3", "0x10", str(low - 1)]
+        fraction = "nan" if KEYS[key][0] is float else "1.5"
+        values = ["abc", fraction, "", "1e3", "0x10", str(low - 1)]
         values += [str(high + 1), "1000000000"] if high is not None else []
         yield from ((key, v) for v in values)
 

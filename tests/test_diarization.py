@@ -35,7 +35,19 @@ def test_finds_the_number_of_speakers(ntop):
     assert len(r.gmms) == 3 == len(np.unique(r.labels))
     assert r.labels.shape == truth.shape
     assert purity(r.labels, truth) > 0.85
-    assert steps and steps[-1].merged is None and steps[-1].best_gain <= 0
+    assert steps and steps[-1].merged is None
+    assert steps[-1].per_frame <= Settings().merge_threshold < min(s.per_frame for s in steps[:-1])
+
+
+@pytest.mark.parametrize("count", [2, 4])
+def test_a_known_speaker_count_is_reached_whatever_the_gains(count):
+    X, truth = speakers()
+    r = diarize(X, Settings(initial_clusters=8, M=5, speakers=count))
+    assert len(r.gmms) == count == len(np.unique(r.labels))
+    if count == 2:                  # two of the three speakers share a cluster, none is split
+        assert purity(r.labels, truth) < 0.8
+        for k in range(3):
+            assert Counter(r.labels[truth == k]).most_common(1)[0][1] > 0.9 * (truth == k).sum()
 
 
 def test_gaussian_kl_is_a_divergence():

@@ -7,7 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
-from em.diarization.cluster import Settings, auto_size
+from em.diarization.cluster import (MAX_GAUSSIANS, MIN_CLUSTERS, Settings, auto_size,
+                                    gaussians_for)
 from em.diarization.config import ConfigError, read_config
 from em.diarization.features import smooth, speech_frames
 from em.diarization.viterbi import segment
@@ -79,8 +80,15 @@ def test_speech_detectors_find_a_tone_burst_and_not_the_silence(detector):
 def test_auto_sizes_grow_with_speech_and_respect_given_values():
     short = auto_size(3000, Settings())
     long = auto_size(60000, Settings())
-    assert 2 <= short[0] <= long[0] <= 16 and 2 <= short[1] <= 8 and 2 <= long[1] <= 8
+    assert MIN_CLUSTERS <= short[0] <= long[0] <= 16
+    assert 1 <= short[1] < long[1] <= MAX_GAUSSIANS
+    assert short[1] == gaussians_for(3000 // short[0])
     assert auto_size(3000, Settings(initial_clusters=7, M=3)) == (7, 3)
+
+
+def test_gaussians_follow_the_frames_of_a_cluster():
+    sizes = [gaussians_for(n) for n in (1, 50, 149, 151, 1000, 10 ** 6)]
+    assert sizes == [1, 1, 1, 2, 10, MAX_GAUSSIANS]
 
 
 def _cfg(tmp_path, extra):
@@ -96,13 +104,20 @@ def test_config_new_keys(tmp_path):
                                      "speech_detector = energy\ninitial_clusters = auto\n"))
     assert (cfg.resegmentation, cfg.min_duration, cfg.speech_detector) == ("viterbi", 80,
                                                                             "energy")
-    assert cfg.initial_clusters == "auto" and cfg.M_mfcc == "auto"
+    assert cfg.initial_clusters == "auto" and cfg.M_mfcc == "auto" and cfg.speakers == "auto"
+    cfg = read_config(_cfg(tmp_path, "merge_threshold = 0.25\nspeakers = 3\n"))
+    assert (cfg.merge_threshold, cfg.speakers) == (0.25, 3)
+    assert read_config(_cfg(tmp_path, "")).merge_threshold == Settings().merge_threshold
 
 
 @pytest.mark.parametrize("extra, key", [("resegmentation = hmm\n", "resegmentation"),
                                         ("speech_detector = silero\n", "speech_detector"),
                                         ("min_duration = 0\n", "min_duration"),
-                                        ("M_mfcc = automatic\n", "M_mfcc")])
+                                        ("M_mfcc = automatic\n", "M_mfcc"),
+                                        ("merge_threshold = low\n", "merge_threshold"),
+                                        ("merge_threshold = nan\n", "merge_threshold"),
+                                        ("merge_threshold = 1e9\n", "merge_threshold"),
+                                        ("speakers = 0\n", "speakers")])
 def test_config_rejects_bad_values_naming_the_key(tmp_path, extra, key):
     with pytest.raises(ConfigError, match=key):
         read_config(_cfg(tmp_path, extra))

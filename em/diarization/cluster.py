@@ -27,23 +27,26 @@ from em.diarization.viterbi import segment
 
 
 SECONDS_PER_CLUSTER = 10.0      # auto size: one initial cluster per this much speech,
-MIN_CLUSTERS = 2                # ... at least this many, at most 16
-FRAMES_PER_GAUSSIAN = 100       # auto size: Gaussians per cluster from its frames, 2..8
+MIN_CLUSTERS = 12               # ... at least this many, at most 16
+FRAMES_PER_GAUSSIAN = 100       # auto size: a cluster's Gaussians from its frames, 1..128
+MAX_GAUSSIANS = 128
 
 
 @dataclass
 class Settings:
     initial_clusters: int | str = "auto"
     M: int | str = "auto"
+    speakers: int | str = "auto"
     em_iterations: int = 3
     merge_iterations: int = 0          # EM iterations of a merged candidate (0: em_iterations)
     KL_ntop: int = 0
     num_seg_iters_init: int = 2
     num_seg_iters: int = 3
     seg_length: int = 250
-    resegmentation: str = "vote"
+    resegmentation: str = "viterbi"
     min_duration: int = 100
     seed: int = 0
+    merge_threshold: float = -0.05
     backend: str = "auto"
 
 
@@ -53,9 +56,13 @@ def auto_size(n_frames: int, s: Settings, frame_s: float = 0.01) -> tuple[int, i
     Gaussians, so each model still sees enough frames)."""
     K = s.initial_clusters if s.initial_clusters != "auto" else \
         int(np.clip(round(n_frames * frame_s / SECONDS_PER_CLUSTER), MIN_CLUSTERS, 16))
-    M = s.M if s.M != "auto" else \
-        int(np.clip(round(n_frames / (K * FRAMES_PER_GAUSSIAN)), 2, 8))
+    M = s.M if s.M != "auto" else gaussians_for(n_frames // K)
     return K, M
+
+
+def gaussians_for(n_frames: int) -> int:
+    """Gaussians of a cluster model sized to its frames (Anguera's cluster complexity ratio)."""
+    return int(np.clip(round(n_frames / FRAMES_PER_GAUSSIAN), 1, MAX_GAUSSIANS))
 
 
 @dataclass
@@ -63,6 +70,7 @@ class Step:
     """One agglomeration step, for progress lines."""
     clusters: int
     best_gain: float
+    per_frame: float                   # best_gain over the pair's frames
     merged: tuple | None
 
 
@@ -108,7 +116,10 @@ def _retrain(X, labels, gmms, s: Settings, rng):
     out = []
     for k, g in enumerate(gmms):
         Xk = X[labels == k]
-        if len(Xk) >= g.M:
+        M = gaussians_for(len(Xk)) if s.M == "auto" else g.M
+        if M != g.M:                                # resized to its frames: a fresh model
+            g = _train(Xk, M, s, rng)
+        elif len(Xk) >= g.M:
             g.train(Xk, s.em_iterations, loglik=False)
         out.append(g)
     return out
@@ -154,10 +165,11 @@ def _diarize(X, s, progress):
         labels, gmms = _compact(resegment(X, gmms, s), gmms)
         gmms = _retrain(X, labels, gmms, s, rng)
     steps = []
-    while len(gmms) > 1:
-        best = (-np.inf, None, None)
+    target = 1 if s.speakers == "auto" else s.speakers
+    while len(gmms) > target:
         parts = [X[labels == k] for k in range(len(gmms))]
         own = [float(g.score(d).sum()) for g, d in zip(gmms, parts)]
+        best = (-np.inf, None, None)
         for a, b in _candidates(gmms, s.KL_ntop):
             merged, gain = compute_distance_BIC(gmms[a], gmms[b], (parts[a], parts[b]),
                                                 em_iters=s.merge_iterations or s.em_iterations,
@@ -165,11 +177,13 @@ def _diarize(X, s, progress):
             if gain > best[0]:
                 best = (gain, (a, b), merged)
         gain, pair, merged = best
-        step = Step(len(gmms), float(gain), pair if gain > 0 else None)
+        per_frame = gain / (len(parts[pair[0]]) + len(parts[pair[1]]))
+        go = per_frame > s.merge_threshold or s.speakers != "auto"
+        step = Step(len(gmms), float(gain), float(per_frame), pair if go else None)
         steps.append(step)
         if progress:
             progress(step)
-        if gain <= 0:
+        if not go:
             break
         a, b = pair
         gmms[a] = merged

@@ -24,6 +24,8 @@ KEYS = {
                          "amount of speech)"),
     "M_mfcc": (int, "auto", "Gaussian components per initial cluster (auto: from the amount "
                "of speech)"),
+    "speakers": (int, "auto", "number of speakers when known: merge down to it (auto: "
+                 "estimated)"),
     "em_iterations": (int, 3, "EM iterations per training"),
     "merge_iterations": (int, 0, "EM iterations of each candidate merged model "
                          "(0: em_iterations)"),
@@ -32,8 +34,10 @@ KEYS = {
     "num_seg_iters_init": (int, 2, "re-segmentation rounds before merging"),
     "num_seg_iters": (int, 3, "re-segmentation rounds after each merge"),
     "seg_length": (int, 250, "frames per window of the 'vote' re-segmentation"),
-    "resegmentation": (str, "vote", "viterbi (minimum-duration HMM) or vote (the 2011 "
+    "resegmentation": (str, "viterbi", "viterbi (minimum-duration HMM) or vote (the 2011 "
                        "window majority)"),
+    "merge_threshold": (float, -0.05, "merge while the best pair's delta-BIC per frame "
+                        "exceeds this (0: the classic rule, merge while it is positive)"),
     "min_duration": (int, 100, "frames: shortest segment of the viterbi re-segmentation"),
     "speech_detector": (str, "auto", "for audio_file without spnsp_file: webrtcvad, energy, or "
                         "auto (webrtcvad when installed)"),
@@ -42,10 +46,10 @@ KEYS = {
 # (minimum, maximum or None): the maxima keep a typo from running for days (the clustering
 # costs grow with the cube of initial_clusters); seg_length and initial_clusters x M_mfcc are
 # also checked against the recording's speech frames (pipeline.load_features)
-RANGE = {"initial_clusters": (1, 128), "M_mfcc": (1, 256), "em_iterations": (1, 100),
+RANGE = {"initial_clusters": (1, 128), "speakers": (1, 128), "M_mfcc": (1, 256), "em_iterations": (1, 100),
          "merge_iterations": (0, 1000),
          "KL_ntop": (0, None), "num_seg_iters_init": (0, 100), "num_seg_iters": (0, 100),
-         "seg_length": (1, None), "min_duration": (1, None)}
+         "seg_length": (1, None), "min_duration": (1, None), "merge_threshold": (-10.0, 10.0)}
 CHOICES = {"resegmentation": ("viterbi", "vote"),
            "speech_detector": ("auto", "webrtcvad", "energy")}
 
@@ -62,6 +66,7 @@ class Config:
     gmm_output: Path
     initial_clusters: int | str = "auto"
     M_mfcc: int | str = "auto"
+    speakers: int | str = "auto"
     mfcc_feats: Path | None = None
     audio_file: Path | None = None
     em_iterations: int = 3
@@ -72,7 +77,8 @@ class Config:
     num_seg_iters: int = 3
     seg_length: int = 250
     reference_rttm: Path | None = None
-    resegmentation: str = "vote"
+    resegmentation: str = "viterbi"
+    merge_threshold: float = -0.05
     min_duration: int = 100
     speech_detector: str = "auto"
 
@@ -106,8 +112,8 @@ def read_config(path) -> Config:
         raw = section[key].strip()
         if kind is int and default == "auto" and raw == "auto":
             values[key] = raw
-        elif kind is int:
-            values[key] = _integer(path, key, raw)
+        elif kind in (int, float):
+            values[key] = _number(path, key, raw, kind)
         elif key in CHOICES:
             if raw not in CHOICES[key]:
                 raise ConfigError(f"{path}: {key} = {raw[:40]!r} must be one of "
@@ -128,13 +134,16 @@ def read_config(path) -> Config:
     return Config(**values)
 
 
-def _integer(path, key, raw) -> int:
+def _number(path, key, raw, kind):
     low, high = RANGE[key]
     try:
-        value = int(raw)
+        value = kind(raw)
     except ValueError:
         auto = " or auto" if KEYS[key][1] == "auto" else ""
-        raise ConfigError(f"{path}: {key} = {raw[:40]!r} is not an integer{auto}") from None
+        what = "an integer" if kind is int else "a number"
+        raise ConfigError(f"{path}: {key} = {raw[:40]!r} is not {what}{auto}") from None
+    if value != value:                                  # float('nan')
+        raise ConfigError(f"{path}: {key} = {raw[:40]!r} is not a number")
     if value < low or (high is not None and value > high):
         bound = f">= {low}" + (f" and <= {high}" if high is not None else "")
         raise ConfigError(f"{path}: {key} must be {bound}, got {raw[:40]}")

@@ -189,6 +189,7 @@ def run(cfg: Config, out=print, plot=None, seed: int = 0) -> dict:
     X, speech, period, seconds = load_features(cfg)
     Xs = np.ascontiguousarray(X[speech])
     settings = Settings(initial_clusters=cfg.initial_clusters, M=cfg.M_mfcc,
+                        speakers=cfg.speakers, merge_threshold=cfg.merge_threshold,
                         em_iterations=cfg.em_iterations, KL_ntop=cfg.KL_ntop,
                         merge_iterations=cfg.merge_iterations,
                         num_seg_iters_init=cfg.num_seg_iters_init,
@@ -198,8 +199,9 @@ def run(cfg: Config, out=print, plot=None, seed: int = 0) -> dict:
     K, M = auto_size(len(Xs), settings, period)
 
     def progress(step):
-        verdict = f"merge {step.merged}" if step.merged else "no pair gains: stop"
-        out(f"  {step.clusters:3d} clusters, best delta-BIC {step.best_gain:12.2f}  {verdict}")
+        verdict = f"merge {step.merged}" if step.merged else "stop"
+        out(f"  {step.clusters:3d} clusters, best delta-BIC {step.best_gain:12.2f} "
+            f"({step.per_frame:+.3f} per frame)  {verdict}")
 
     out(f"{cfg.basename}: {seconds:.1f} s, {len(X)} frames ({int(speech.sum())} speech), "
         f"D={X.shape[1]}, {K} initial clusters of {M} Gaussians"
