@@ -1,8 +1,10 @@
 """Agglomerative speaker clustering with GMMs and BIC merging (the ICSI recipe).
 
 1. Split the frames uniformly into ``initial_clusters`` contiguous parts; train one
-   ``M``-component diagonal GMM per cluster.  Both default to a size scaled to the amount of
-   speech (:func:`auto_size`: fewer, smaller clusters for short recordings).
+   ``M``-component diagonal GMM per cluster.  By default (:func:`auto_size`) one cluster per
+   10 s of speech, at least 12 and at most 16, and each cluster's Gaussians sized to its
+   frames (:func:`gaussians_for`, Anguera's cluster complexity ratio), re-sized after every
+   re-segmentation.
 2. Re-segment: a Viterbi pass of an ergodic HMM whose states are the clusters, each a chain of
    ``min_duration`` sub-states sharing its GMM (:mod:`em.diarization.viterbi`), or with
    ``resegmentation='vote'`` the 2011 rule (each window of ``seg_length`` frames goes to the
@@ -10,8 +12,9 @@
 3. Agglomerate: for candidate pairs (all, or the ``KL_ntop`` closest by a symmetric KL
    divergence between moment-matched Gaussians), train a merged GMM with M1 + M2 components on
    both clusters' frames and take the pair with the largest BIC gain
-   (:func:`em.compute_distance_BIC`); merge it if the gain is positive, re-segment and retrain
-   ``num_seg_iters`` times, and repeat.  Stop when no pair gains.
+   (:func:`em.compute_distance_BIC`); merge it while its gain per frame of the pair exceeds
+   ``merge_threshold`` (0 is the classic penalty-free rule), or while there are more clusters
+   than a known ``speakers`` count; re-segment and retrain ``num_seg_iters`` times; repeat.
 """
 from __future__ import annotations
 
@@ -52,8 +55,10 @@ class Settings:
 
 def auto_size(n_frames: int, s: Settings, frame_s: float = 0.01) -> tuple[int, int]:
     """(initial clusters, Gaussians per cluster): the configured values, or ones scaled to the
-    amount of speech (Imseng & Friedland's rule: short recordings get fewer clusters and fewer
-    Gaussians, so each model still sees enough frames)."""
+    amount of speech (Imseng & Friedland's rule), with a floor of ``MIN_CLUSTERS``: short
+    dialogue has short turns, and fewer clusters start mixed (development set: 2 -> 12
+    clusters took the known-count DER from 19.6% to 10.7%); short recordings get fewer
+    Gaussians per cluster instead."""
     K = s.initial_clusters if s.initial_clusters != "auto" else \
         int(np.clip(round(n_frames * frame_s / SECONDS_PER_CLUSTER), MIN_CLUSTERS, 16))
     M = s.M if s.M != "auto" else gaussians_for(n_frames // K)
