@@ -1,0 +1,175 @@
+"""scikit-learn estimators on our kernels: drop-in :class:`GaussianMixture` and :class:`KMeans`.
+
+Each subclasses scikit-learn's class and keeps its constructor parameters (plus ``backend``),
+its initialisation, its fitted attributes and its methods; only the iterations run here, on
+the fused pass of one of our backends through :func:`em.fit.run`.  From the same
+initialisation they reach scikit-learn's result: the same update equations, the same stopping
+rule (``tol`` on the change of the mean log-likelihood; for k-means on the squared centre
+shift, scaled as scikit-learn scales it), the same iteration count.
+
+Not run here (scikit-learn's own code runs, on the same estimator): ``covariance_type='tied'``
+(no tied kernels), and k-means with non-uniform ``sample_weight``.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from sklearn import cluster as _sk_cluster, mixture as _sk_mixture
+from sklearn.base import _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky
+from sklearn.utils import check_random_state
+from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+from sklearn.utils.validation import _check_sample_weight, validate_data
+
+from em import backends, fit as driver
+from em.models.gmm import EM, GaussianParams
+from em.models.kmeans import Kmeans as _KmeansModel, KmeansParams
+
+
+class GaussianMixture(_sk_mixture.GaussianMixture):
+    """scikit-learn's ``GaussianMixture`` whose EM iterations run on our backends
+    (``backend``: 'auto', 'c', 'cuda', 'numpy' or a backend object)."""
+
+    def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
+                 max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
+                 means_init=None, precisions_init=None, random_state=None, warm_start=False,
+                 verbose=0, verbose_interval=10, backend="auto"):
+        super().__init__(n_components=n_components, covariance_type=covariance_type, tol=tol,
+                         reg_covar=reg_covar, max_iter=max_iter, n_init=n_init,
+                         init_params=init_params, weights_init=weights_init,
+                         means_init=means_init, precisions_init=precisions_init,
+                         random_state=random_state, warm_start=warm_start, verbose=verbose,
+                         verbose_interval=verbose_interval)
+        self.backend = backend
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit_predict(self, X, y=None):
+        if self.covariance_type == "tied":
+            return super().fit_predict(X, y)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+        if X.shape[0] < self.n_components:
+            raise ValueError("Expected n_samples >= n_components but got n_components = "
+                             f"{self.n_components}, n_samples = {X.shape[0]}")
+        self._check_parameters(X)
+        backend = backends.get_backend(self.backend)
+        prep = backend.prepare(np.ascontiguousarray(X))
+        model = EM(self.covariance_type, self.reg_covar)
+        do_init = not (self.warm_start and hasattr(self, "converged_"))
+        random_state = check_random_state(self.random_state)
+        best = None
+        for _ in range(self.n_init if do_init else 1):
+            if do_init:
+                self._initialize_parameters(X, random_state)
+            start = -np.inf if do_init else self.lower_bound_
+            params = GaussianParams(self.weights_, self.means_, self.covariances_)
+            trial = _iterate(model, params, backend, prep, self.max_iter, self.tol, start)
+            if best is None or trial[1] > best[1]:
+                best = trial
+        params, lower_bound, bounds, n_iter, converged = best
+        if not converged and self.max_iter > 0:
+            warnings.warn("Best performing initialization did not converge. Try different init "
+                          "parameters, or increase max_iter, tol, or check for degenerate "
+                          "data.", ConvergenceWarning)
+        cov = np.asarray(params.cov, dtype=np.float64)
+        self._set_parameters((np.asarray(params.weights), np.asarray(params.means), cov,
+                              _compute_precision_cholesky(cov, self.covariance_type)))
+        self.converged_, self.n_iter_ = converged, n_iter
+        self.lower_bound_, self.lower_bounds_ = lower_bound, bounds
+        return self.predict(X)
+
+
+def _iterate(model, params, backend, prep, max_iter, tol, start):
+    """scikit-learn's loop on :func:`em.fit.run`: (parameters, lower bound, lower bounds,
+    iterations, converged).  Iteration n scores the parameters before its update; on
+    convergence the update of that iteration is still made, as scikit-learn makes it."""
+    if max_iter == 0:
+        return params, start, [], 0, False
+    N = prep.N
+
+    def stop(history):
+        prev = history[-2] / N if len(history) > 1 else start
+        return abs(history[-1] / N - prev) < tol
+
+    res = driver.run(model, params, backend, prep, max_iter=max_iter, stop=stop,
+                     score_last=False)
+    bounds = [h / N for h in res.history]
+    params = res.params
+    if res.converged:
+        params = model.m_step(backend.fused_stats(prep, model.form(params)))
+    return params, bounds[-1], bounds, len(bounds), res.converged
+
+
+class KMeans(_sk_cluster.KMeans):
+    """scikit-learn's ``KMeans`` (Lloyd) whose assignment passes run on our backends."""
+
+    def __init__(self, n_clusters=8, *, init="k-means++", n_init="auto", max_iter=300,
+                 tol=1e-4, verbose=0, random_state=None, copy_x=True, algorithm="lloyd",
+                 backend="auto"):
+        super().__init__(n_clusters=n_clusters, init=init, n_init=n_init, max_iter=max_iter,
+                         tol=tol, verbose=verbose, random_state=random_state, copy_x=copy_x,
+                         algorithm=algorithm)
+        self.backend = backend
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None, sample_weight=None):
+        X = validate_data(self, X, accept_sparse="csr", dtype=[np.float64, np.float32],
+                          order="C", copy=self.copy_x, accept_large_sparse=False)
+        weighted = sample_weight is not None and \
+            not np.all(_check_sample_weight(sample_weight, X, dtype=X.dtype) == 1)
+        if weighted or hasattr(X, "toarray"):
+            return super().fit(X, y, sample_weight)
+        self._check_params_vs_input(X)
+        self._n_threads = _openmp_effective_n_threads()     # predict / transform use it
+        random_state = check_random_state(self.random_state)
+        init = self.init
+        if hasattr(init, "__array__"):
+            init = np.asarray(init, dtype=X.dtype)
+            self._validate_center_shape(X, init)
+        backend = backends.get_backend(self.backend)
+        prep = backend.prepare(X)
+        tol = float(np.mean(np.var(X, axis=0)) * self.tol)
+        x_squared_norms = np.einsum("ij,ij->i", X, X)
+        ones = np.ones(X.shape[0], dtype=X.dtype)
+        best = None
+        for _ in range(self._n_init):
+            centres = self._init_centroids(X, x_squared_norms=x_squared_norms, init=init,
+                                           random_state=random_state, sample_weight=ones)
+            trial = _lloyd(backend, prep, centres.astype(np.float64), self.max_iter, tol)
+            if best is None or trial[1] < best[1]:
+                best = trial
+        centres, inertia, labels, n_iter = best
+        distinct = len(np.unique(labels))
+        if distinct < self.n_clusters:
+            warnings.warn(f"Number of distinct clusters ({distinct}) found smaller than "
+                          f"n_clusters ({self.n_clusters}). Possibly due to duplicate points "
+                          "in X.", ConvergenceWarning, stacklevel=2)
+        self.cluster_centers_ = centres.astype(X.dtype)
+        self._n_features_out = self.cluster_centers_.shape[0]
+        self.labels_, self.inertia_, self.n_iter_ = labels, inertia, n_iter
+        return self
+
+
+def _lloyd(backend, prep, centres, max_iter, tol):
+    """Lloyd iterations as scikit-learn runs them: stop when the labels repeat or the squared
+    centre shift is at most ``tol``.  An empty cluster keeps its centre (scikit-learn moves
+    it to a far point).  Returns (centres, inertia, labels, iterations)."""
+    model = _KmeansModel()
+    labels, n_iter = None, 0
+    for n_iter in range(1, max_iter + 1):
+        form = model.form(KmeansParams(centres))
+        new_labels = backend.argmax(prep, form)
+        stats = backend.fused_stats(prep, form, hard=True)
+        moved = np.where(stats.N[:, None] > 0, model.m_step(stats).means, centres)
+        shift = float(((moved - centres) ** 2).sum())
+        centres = moved
+        if labels is not None and np.array_equal(new_labels, labels):
+            break
+        labels = new_labels
+        if shift <= tol:
+            break
+    labels = backend.argmax(prep, model.form(KmeansParams(centres)))
+    diff = prep.X - centres[labels].astype(prep.X.dtype)
+    inertia = float(np.einsum("ij,ij->", diff, diff, dtype=np.float64))
+    return centres, inertia, labels, n_iter
