@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from em import backends, fit as driver
+from em.chunks import Chunked, DiskRows, on_disk
 from em.models import gaussian as G
 from em.models.gmm import EM, GaussianParams, pooled_cov
 from em.seeding import data_moments, distinct_rows
@@ -111,7 +112,14 @@ class GMM:
         ``loglik=False`` skips the scoring pass that computes the returned value (one pass over
         the data, a quarter of the time of 3 iterations) and returns None.
         """
-        X = check_data(data, self.D)
+        backend = self.backend
+        if on_disk(data):                       # streamed in chunks, never loaded whole
+            X, backend = DiskRows(data), Chunked(self.backend)
+            if X.shape[1] != self.D:
+                raise ValueError(f"data has {X.shape[1]} columns but the model has "
+                                 f"D={self.D} features")
+        else:
+            X = check_data(data, self.D)
         weight = check_sample_weight(sample_weight, X.shape[0])
         if num_iters is not None:
             n = check_int(num_iters, "num_iters", 0)
@@ -122,9 +130,9 @@ class GMM:
                 self.min_iters if min_iters is None else min_iters,
                 self.max_iters if max_iters is None else max_iters)
         rng = self._rng if seed is None else np.random.default_rng(seed)
-        prep = self.backend.prepare(X, weight)
+        prep = backend.prepare(X, weight)
         if self._params is None:
-            self._seed(prep, rng)
+            self._seed(backend, prep, rng)
         total_w = prep.total_weight
 
         def stop(history):
@@ -134,7 +142,7 @@ class GMM:
 
         p = self._params
         res = driver.run(EM(self.cvtype, self.reg_covar),
-                         GaussianParams(p["weights"], p["means"], p["covars"]), self.backend,
+                         GaussianParams(p["weights"], p["means"], p["covars"]), backend,
                          prep, max_iter=max_iters, stop=stop, score_last=loglik)
         self._set_params(res.params.weights, res.params.means, res.params.cov)
         self.n_iter_ = res.n_iter
@@ -142,13 +150,13 @@ class GMM:
         self.loglik_history_ = [ll / total_w for ll in res.history]
         return res.history[-1] if loglik else None
 
-    def _seed(self, prep, rng):
+    def _seed(self, backend, prep, rng):
         """Means at distinct random samples, covariances from the data, uniform weights."""
         M = self.M
         if prep.N < M:
             raise ValueError(f"cannot seed {M} components from {prep.N} samples: "
                              "need at least M samples (or pass initial parameters)")
-        _, cov = data_moments(self.backend, prep, self.cvtype)
+        _, cov = data_moments(backend, prep, self.cvtype)
         means = prep.X[distinct_rows(prep, M, rng)].astype(np.float64)
         covars = np.repeat(pooled_cov(cov, self.cvtype, self.reg_covar)[None], M, axis=0)
         if self.cvtype == "full":

@@ -1,0 +1,126 @@
+"""Out-of-core training: data that stays on disk is streamed through a backend in chunks.
+
+An ``np.memmap`` (also from ``np.load(..., mmap_mode='r')``), an h5py dataset, or any 2-D
+array-like with ``shape``, ``dtype`` and row slicing is never loaded whole: every pass reads
+``rows`` rows at a time into one buffer, runs the backend's fused pass on it and adds the
+statistics up (they are sums over samples, taken about one origin for all chunks).  Memory is
+bounded by the chunk (``EM_CHUNK_MB``, default 64 MB) plus the per-sample outputs a caller asks
+for (log-likelihoods, labels).
+"""
+from __future__ import annotations
+
+import mmap
+import os
+
+import numpy as np
+
+from em.backends.base import Backend, Prepared
+from em.contract import Stats
+from em.validation import check_data
+
+CHUNK_MB = float(os.environ.get("EM_CHUNK_MB", 64))
+
+
+def on_disk(data) -> bool:
+    """Whether ``data`` is an array to stream rather than to load."""
+    if isinstance(data, np.memmap):
+        return True
+    if isinstance(data, np.ndarray) or type(data).__module__.startswith("dask"):
+        return False
+    return all(hasattr(data, a) for a in ("shape", "dtype", "__getitem__")) \
+        and len(getattr(data, "shape", ())) == 2
+
+
+class DiskRows:
+    """Rows of an on-disk array, read on demand as C-contiguous native floats."""
+
+    def __init__(self, data, name: str = "data"):
+        self.data, self.name = data, name
+        self.shape = tuple(int(n) for n in data.shape)
+        kind = np.dtype(data.dtype)
+        self.dtype = kind if kind in (np.float32, np.float64) else np.dtype(np.float64)
+        top = isinstance(data, np.memmap) and isinstance(data.base, mmap.mmap) \
+            and data.flags.c_contiguous and data.dtype.isnative
+        self._file = (data.filename, data.offset) if top and data.filename else None
+
+    def __len__(self):
+        return self.shape[0]
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Rows start..stop, checked (finite, in range) like in-memory data."""
+        if self._file is not None:              # plain reads: no mapped pages left resident
+            filename, offset = self._file
+            rowbytes = self.shape[1] * self.data.dtype.itemsize
+            out = np.empty((stop - start, self.shape[1]), self.data.dtype)
+            with open(filename, "rb", buffering=0) as f:
+                f.seek(offset + start * rowbytes)
+                f.readinto(memoryview(out).cast("B"))
+        else:
+            out = np.asarray(self.data[start:stop])
+        return check_data(out.astype(self.dtype, copy=False), self.shape[1],
+                          f"{self.name} rows {start}..{stop}")
+
+    def __getitem__(self, index):
+        """Rows by integer indices in any order (h5py wants them sorted and distinct)."""
+        idx = np.asarray(index)
+        if idx.ndim != 1 or idx.dtype.kind not in "iu":
+            raise TypeError("DiskRows takes a 1-D array of row indices")
+        order, inverse = np.unique(idx, return_inverse=True)
+        rows = np.asarray(self.data[order])
+        return check_data(rows.astype(self.dtype, copy=False), self.shape[1],
+                          self.name)[inverse]
+
+
+class Chunked(Backend):
+    """``inner`` fed ``rows`` rows at a time from a :class:`DiskRows`."""
+
+    def __init__(self, inner: Backend, rows: int | None = None):
+        self.inner, self.rows = inner, rows
+        self.name = f"{inner.name} (out of core)"
+
+    def _rows(self, X) -> int:
+        return self.rows or max(1, int(CHUNK_MB * 2**20) // (X.shape[1] * X.dtype.itemsize))
+
+    def prepare(self, X: DiskRows, weight: np.ndarray | None = None) -> Prepared:
+        """One pass for the origin (the weighted data mean), checking every chunk."""
+        total, mass = np.zeros(X.shape[1]), 0.0
+        for a, chunk, w in self._read(X, weight):
+            total += chunk.sum(axis=0, dtype=np.float64) if w is None else w @ chunk
+            mass += len(chunk) if w is None else w.sum()
+        center = (total / mass).astype(X.dtype).astype(np.float64)
+        return Prepared(X, weight, center, extra=self._rows(X))
+
+    def _read(self, X, weight, rows=None):
+        rows = rows or self._rows(X)
+        for a in range(0, X.shape[0], rows):
+            b = min(a + rows, X.shape[0])
+            yield a, X.read(a, b), None if weight is None else weight[a:b]
+
+    def _chunks(self, prep):
+        for _, chunk, w in self._read(prep.X, prep.weight, prep.extra):
+            part = self.inner.prepare(chunk, w)
+            part.center = prep.center
+            yield part
+
+    def fused_stats(self, prep, form, hard=False) -> Stats:
+        total = None
+        for part in self._chunks(prep):
+            s = self.inner.fused_stats(part, form, hard)
+            if total is None:
+                total = Stats(s.loglik, s.N.copy(), s.S1.copy(), s.S2.copy(), s.shift)
+            else:                              # one origin: the sums add up as they are
+                total.loglik += s.loglik
+                total.N += s.N
+                total.S1 += s.S1
+                total.S2 += s.S2
+        return total
+
+    def loglik(self, prep, form) -> np.ndarray:
+        return np.concatenate([self.inner.loglik(p, form) for p in self._chunks(prep)])
+
+    def log_posteriors(self, prep, form):
+        ll, post = zip(*(self.inner.log_posteriors(p, form) for p in self._chunks(prep)))
+        return np.concatenate(ll), np.concatenate(post)
+
+    def argmax(self, prep, form) -> np.ndarray:
+        return np.concatenate([self.inner.argmax(p, form) for p in self._chunks(prep)])
