@@ -1,0 +1,147 @@
+"""Train a universal background model (one GMM over many recordings' frames).
+
+    python examples/train_ubm.py examples/data -M 64 -o ubm.h5
+    python examples/train_ubm.py /data/features -M 512 -o ubm.h5 --out-of-core
+
+Reads every ``*.htk`` file in a directory (or, without any, every 16 kHz mono ``*.wav``, with
+the diarizer's front end: 19 MFCCs), trains a diagonal (``--cvtype``) GMM with a progress bar
+per EM iteration and writes it with h5py: datasets ``weights``, ``means``, ``covars`` and the
+attributes ``M``, ``D``, ``cvtype``, ``frames``, ``files``, ``loglik_per_frame`` (the mean
+log-likelihood before each iteration's update).  ``--out-of-core`` first writes the frames to
+a ``.npy`` file (``--frames``, default a temporary one) a file at a time, then trains from its
+memory map in chunks: memory stays bounded by one file plus one chunk, whatever the corpus.
+
+Errors are one 'train_ubm.py: error: ...' line on stderr and exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):                       # one line, no usage block
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def feature_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: not a directory")
+    files = sorted(folder.glob("*.htk")) or sorted(folder.glob("*.wav"))
+    if not files:
+        raise ValueError(f"{folder}: no .htk or .wav files")
+    return files
+
+
+def features(path: Path) -> np.ndarray:
+    if path.suffix == ".htk":
+        from em.io import read_htk
+        return read_htk(path)[0]
+    from em.diarization.features import mfcc, read_wav
+    return mfcc(read_wav(path))
+
+
+def in_memory(files, progress) -> np.ndarray:
+    return np.concatenate([features(f) for f in progress(files, desc="reading", unit="file")])
+
+
+def on_disk(files, path: Path, progress) -> np.ndarray:
+    """Frames of every file appended to a .npy file; returns its read-only memory map."""
+    shapes, dtype = [], None
+    with tempfile.TemporaryFile() as body:
+        for f in progress(files, desc="reading", unit="file"):
+            X = np.ascontiguousarray(features(f))
+            if shapes and X.shape[1] != shapes[0][1]:
+                raise ValueError(f"{f}: {X.shape[1]} coefficients, the others have "
+                                 f"{shapes[0][1]}")
+            dtype = X.dtype
+            shapes.append(X.shape)
+            body.write(X.tobytes())
+        body.seek(0)
+        shape = (sum(s[0] for s in shapes), shapes[0][1])
+        out = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+        done = 0
+        for rows, cols in shapes:                 # copy a file's frames at a time
+            out[done:done + rows] = np.frombuffer(body.read(rows * cols * dtype.itemsize),
+                                                  dtype).reshape(rows, cols)
+            done += rows
+        out.flush()
+        del out
+    return np.load(path, mmap_mode="r")
+
+
+def train(X, M: int, cvtype: str, iters: int, tol: float, seed: int, progress):
+    """EM one iteration at a time, with a progress bar; stops when the mean log-likelihood
+    gains less than ``tol`` per frame."""
+    from em import GMM
+    g = GMM(M, X.shape[1], cvtype, seed=seed)
+    history = []
+    bar = progress(range(iters), desc=f"EM M={M}", unit="iter")
+    for _ in bar:
+        g.train(X, 1, loglik=False)
+        history.append(g.loglik_history_[0])
+        bar.set_postfix(loglik=f"{history[-1]:.4f}")
+        if len(history) > 1 and abs(history[-1] - history[-2]) < tol:
+            break
+    return g, history
+
+
+def write(path: Path, g, frames: int, files, history) -> None:
+    import h5py
+    c = g.components
+    with h5py.File(path, "w") as f:
+        for name in ("weights", "means", "covars"):
+            f.create_dataset(name, data=getattr(c, name))
+        f.attrs.update(M=g.M, D=g.D, cvtype=g.cvtype, frames=frames,
+                       files=[str(p) for p in files], loglik_per_frame=history)
+
+
+def main(argv=None) -> int:
+    parser = Parser(prog="train_ubm.py",
+                    description="Train a GMM universal background model from feature files.")
+    parser.add_argument("folder", type=Path, help="directory of .htk (or .wav) files")
+    parser.add_argument("-M", type=int, default=64, help="Gaussians (default 64)")
+    parser.add_argument("-o", "--output", type=Path, default=Path("ubm.h5"),
+                        help="HDF5 file to write (default ubm.h5)")
+    parser.add_argument("--cvtype", choices=("diag", "full"), default="diag")
+    parser.add_argument("--iters", type=int, default=20, help="at most this many EM iterations")
+    parser.add_argument("--tol", type=float, default=1e-4,
+                        help="stop when the mean log-likelihood gains less per frame")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out-of-core", action="store_true",
+                        help="stream the frames from a file on disk instead of memory")
+    parser.add_argument("--frames", type=Path,
+                        help="with --out-of-core: where to write the frames (.npy)")
+    args = parser.parse_args(argv)
+    if args.M < 1 or args.iters < 1:
+        parser.error("-M and --iters must be at least 1")
+    from tqdm import tqdm
+
+    def progress(items, **kw):
+        return tqdm(items, file=sys.stderr, leave=False, disable=None, **kw)   # bars on a tty
+
+    try:
+        files = feature_files(args.folder)
+        with tempfile.TemporaryDirectory() as tmp:
+            if args.out_of_core:
+                X = on_disk(files, args.frames or Path(tmp) / "frames.npy", progress)
+            else:
+                X = in_memory(files, progress)
+            g, history = train(X, args.M, args.cvtype, args.iters, args.tol, args.seed,
+                               progress)
+            write(args.output, g, len(X), files, history)
+            del X
+    except (ValueError, OSError, ImportError) as exc:
+        print(f"{parser.prog}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    print(f"{args.output}: {args.M} Gaussians ({args.cvtype}) over {len(files)} file(s), "
+          f"{len(history)} EM iterations, mean log-likelihood {history[-1]:.4f} per frame")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""examples/train_ubm.py: a UBM from a folder of feature files, in memory or out of core."""
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+h5py = pytest.importorskip("h5py")
+pytest.importorskip("tqdm")
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("train_ubm", ROOT / "examples" / "train_ubm.py")
+train_ubm = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(train_ubm)
+
+
+def corpus(tmp_path):
+    """Two HTK files: the bundled sample's features, and the same frames reversed."""
+    from em.io import read_htk, write_htk
+    folder = tmp_path / "feats"
+    folder.mkdir()
+    shutil.copy(ROOT / "examples" / "data" / "sample.htk", folder / "a.htk")
+    X, header = read_htk(folder / "a.htk")
+    write_htk(folder / "b.htk", X[::-1].copy())
+    return folder, np.concatenate([X, X[::-1]])
+
+
+def test_in_memory_and_out_of_core_write_the_same_model(tmp_path, capsys):
+    folder, X = corpus(tmp_path)
+    models = []
+    for extra in ([], ["--out-of-core", "--frames", str(tmp_path / "f.npy")]):
+        out = tmp_path / f"ubm{len(models)}.h5"
+        assert train_ubm.main([str(folder), "-M", "8", "-o", str(out), "--iters", "6",
+                               *extra]) == 0
+        with h5py.File(out) as f:
+            models.append({k: f[k][()] for k in ("weights", "means", "covars")})
+            assert (f.attrs["M"], f.attrs["D"], f.attrs["frames"]) == (8, X.shape[1], len(X))
+            assert len(f.attrs["files"]) == 2 and len(f.attrs["loglik_per_frame"]) == 6
+            assert np.all(np.diff(f.attrs["loglik_per_frame"]) > -1e-6)     # EM climbs
+    assert "8 Gaussians (diag) over 2 file(s)" in capsys.readouterr().out
+    np.testing.assert_allclose(np.load(tmp_path / "f.npy"), X)
+    for name in models[0]:
+        np.testing.assert_allclose(models[0][name], models[1][name], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "mixed-coefficients"])
+def test_bad_folders_give_one_error_line(tmp_path, capsys, case):
+    folder = tmp_path / "feats"
+    if case != "missing":
+        folder.mkdir()
+    if case == "mixed-coefficients":
+        from em.io import write_htk
+        write_htk(folder / "a.htk", np.ones((50, 3), np.float32))
+        write_htk(folder / "b.htk", np.ones((50, 4), np.float32))
+    rc = train_ubm.main([str(folder), "-M", "2", "-o", str(tmp_path / "u.h5"),
+                         "--out-of-core"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("train_ubm.py: error:")
+    assert not (tmp_path / "u.h5").exists()
