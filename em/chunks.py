@@ -66,7 +66,17 @@ class DiskRows:
         if idx.ndim != 1 or idx.dtype.kind not in "iu":
             raise TypeError("DiskRows takes a 1-D array of row indices")
         order, inverse = np.unique(idx, return_inverse=True)
-        rows = np.asarray(self.data[order])
+        if self._file is not None:              # a read per row: mapping them pages in more
+            filename, offset = self._file
+            rowbytes = self.shape[1] * self.data.dtype.itemsize
+            rows = np.empty((len(order), self.shape[1]), self.data.dtype)
+            with open(filename, "rb", buffering=0) as f:
+                for i, r in enumerate(order):
+                    rows[i] = np.frombuffer(os.pread(f.fileno(), rowbytes,
+                                                     offset + int(r) * rowbytes),
+                                            self.data.dtype)
+        else:
+            rows = np.asarray(self.data[order])
         return check_data(rows.astype(self.dtype, copy=False), self.shape[1],
                           self.name)[inverse]
 
