@@ -1,11 +1,14 @@
-"""scikit-learn estimators on our kernels: drop-in :class:`GaussianMixture` and :class:`KMeans`.
+"""scikit-learn estimators on our kernels: drop-in :class:`GaussianMixture`,
+:class:`BayesianGaussianMixture` and :class:`KMeans`.
 
 Each subclasses scikit-learn's class and keeps its constructor parameters (plus ``backend``),
 its initialisation, its fitted attributes and its methods; only the iterations run here, on
 the fused pass of one of our backends through :func:`em.fit.run`.  From the same
 initialisation they reach scikit-learn's result: the same update equations, the same stopping
-rule (``tol`` on the change of the mean log-likelihood; for k-means on the squared centre
-shift, scaled as scikit-learn scales it), the same iteration count.
+rule (``tol`` on the change of the mean log-likelihood; for the variational mixture on the
+change of scikit-learn's lower bound, its entropy term taken from the pass's statistics; for
+k-means on the squared centre shift, scaled as scikit-learn scales it), the same iteration
+count.  The variational M-step and lower bound are scikit-learn's own methods.
 
 Not run here (scikit-learn's own code runs, on the same estimator): ``covariance_type='tied'``
 (no tied kernels), and k-means with non-uniform ``sample_weight``.
@@ -13,6 +16,7 @@ Not run here (scikit-learn's own code runs, on the same estimator): ``covariance
 from __future__ import annotations
 
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 from sklearn import cluster as _sk_cluster, mixture as _sk_mixture
@@ -24,8 +28,10 @@ from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
 from sklearn.utils.validation import _check_sample_weight, validate_data
 
 from em import backends, fit as driver
+from em.models import gaussian as G
 from em.models.gmm import EM, GaussianParams
 from em.models.kmeans import Kmeans as _KmeansModel, KmeansParams
+from em.models.variational import Variational, VariationalParams, expected_log_weights
 
 
 class GaussianMixture(_sk_mixture.GaussianMixture):
@@ -48,11 +54,7 @@ class GaussianMixture(_sk_mixture.GaussianMixture):
     def fit_predict(self, X, y=None):
         if self.covariance_type == "tied":
             return super().fit_predict(X, y)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
-        if X.shape[0] < self.n_components:
-            raise ValueError("Expected n_samples >= n_components but got n_components = "
-                             f"{self.n_components}, n_samples = {X.shape[0]}")
-        self._check_parameters(X)
+        X = _validated(self, X)
         backend = backends.get_backend(self.backend)
         prep = backend.prepare(np.ascontiguousarray(X))
         model = EM(self.covariance_type, self.reg_covar)
@@ -69,15 +71,29 @@ class GaussianMixture(_sk_mixture.GaussianMixture):
                 best = trial
         params, lower_bound, bounds, n_iter, converged = best
         if not converged and self.max_iter > 0:
-            warnings.warn("Best performing initialization did not converge. Try different init "
-                          "parameters, or increase max_iter, tol, or check for degenerate "
-                          "data.", ConvergenceWarning)
+            _warn_not_converged()
         cov = np.asarray(params.cov, dtype=np.float64)
         self._set_parameters((np.asarray(params.weights), np.asarray(params.means), cov,
                               _compute_precision_cholesky(cov, self.covariance_type)))
         self.converged_, self.n_iter_ = converged, n_iter
         self.lower_bound_, self.lower_bounds_ = lower_bound, bounds
         return self.predict(X)
+
+
+def _validated(est, X):
+    """scikit-learn's checks at the start of a mixture's ``fit_predict``; the validated X."""
+    X = validate_data(est, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+    if X.shape[0] < est.n_components:
+        raise ValueError("Expected n_samples >= n_components but got n_components = "
+                         f"{est.n_components}, n_samples = {X.shape[0]}")
+    est._check_parameters(X)
+    return X
+
+
+def _warn_not_converged():
+    warnings.warn("Best performing initialization did not converge. Try different init "
+                  "parameters, or increase max_iter, tol, or check for degenerate data.",
+                  ConvergenceWarning)
 
 
 def _iterate(model, params, backend, prep, max_iter, tol, start):
@@ -99,6 +115,130 @@ def _iterate(model, params, backend, prep, max_iter, tol, start):
     if res.converged:
         params = model.m_step(backend.fused_stats(prep, model.form(params)))
     return params, bounds[-1], bounds, len(bounds), res.converged
+
+
+class BayesianGaussianMixture(_sk_mixture.BayesianGaussianMixture):
+    """scikit-learn's ``BayesianGaussianMixture`` whose variational iterations run on our
+    backends (``backend`` as for :class:`GaussianMixture`)."""
+
+    def __init__(self, *, n_components=1, covariance_type="full", tol=1e-3, reg_covar=1e-6,
+                 max_iter=100, n_init=1, init_params="kmeans",
+                 weight_concentration_prior_type="dirichlet_process",
+                 weight_concentration_prior=None, mean_precision_prior=None, mean_prior=None,
+                 degrees_of_freedom_prior=None, covariance_prior=None, random_state=None,
+                 warm_start=False, verbose=0, verbose_interval=10, backend="auto"):
+        super().__init__(n_components=n_components, covariance_type=covariance_type, tol=tol,
+                         reg_covar=reg_covar, max_iter=max_iter, n_init=n_init,
+                         init_params=init_params,
+                         weight_concentration_prior_type=weight_concentration_prior_type,
+                         weight_concentration_prior=weight_concentration_prior,
+                         mean_precision_prior=mean_precision_prior, mean_prior=mean_prior,
+                         degrees_of_freedom_prior=degrees_of_freedom_prior,
+                         covariance_prior=covariance_prior, random_state=random_state,
+                         warm_start=warm_start, verbose=verbose,
+                         verbose_interval=verbose_interval)
+        self.backend = backend
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit_predict(self, X, y=None):
+        if self.covariance_type == "tied":
+            return super().fit_predict(X, y)
+        X = _validated(self, X)
+        backend = backends.get_backend(self.backend)
+        # float64 passes even for float32 data, as scikit-learn computes: tol bounds the change
+        # of a sum over all samples, which float32 log-densities cannot resolve for large N
+        prep = backend.prepare(np.ascontiguousarray(X, dtype=np.float64))
+        hooks = _VariationalHooks(self)
+        do_init = not (self.warm_start and hasattr(self, "converged_"))
+        random_state = check_random_state(self.random_state)
+        best = None
+        for _ in range(self.n_init if do_init else 1):
+            if do_init:
+                self._initialize_parameters(X, random_state)
+            start = _Bounded(self._get_parameters(), -np.inf if do_init else self.lower_bound_)
+            trial = _iterate_variational(hooks, start, backend, prep, self.max_iter, self.tol)
+            if best is None or trial[1] > best[1] or best[1] == -np.inf:   # as scikit-learn
+                best = trial
+        params, lower_bound, bounds, n_iter, converged = best
+        if not converged and self.max_iter > 0:
+            _warn_not_converged()
+        self._set_parameters(params)
+        self.converged_, self.n_iter_ = converged, n_iter
+        self.lower_bound_, self.lower_bounds_ = lower_bound, bounds
+        return self.predict(X)
+
+
+class _Bounded(NamedTuple):
+    """scikit-learn's variational parameters (``_get_parameters()``) and the lower bound
+    scikit-learn gave them."""
+
+    params: tuple
+    bound: float
+
+
+class _VariationalHooks:
+    """:func:`em.fit.run` hooks on scikit-learn's variational mixture ``est``.  The M-step and
+    the lower bound are ``est``'s own methods (they leave ``est`` set to the new parameters);
+    the criterion of a parameter set is the bound scikit-learn gave it after its update."""
+
+    hard = False
+
+    def __init__(self, est):
+        self.est, self.last_form = est, None
+        self.model = Variational(est.covariance_type, est.reg_covar, prior=None)  # form only
+
+    def form(self, p: _Bounded):
+        """The variational E-step's form; kept for the M-step of the pass it scores."""
+        wc, beta, means, nu, cov, _ = p.params
+        dp = self.est.weight_concentration_prior_type == "dirichlet_process"
+        alpha = np.stack(wc, axis=1) if dp else wc
+        vp = VariationalParams(expected_log_weights(alpha), means, cov, alpha, beta, nu)
+        self.last_form = self.model.form(vp)
+        return self.last_form
+
+    def m_step(self, stats) -> _Bounded:
+        est = self.est
+        nk, xk, sk = G.moments(stats, est.covariance_type, est.reg_covar)
+        est._estimate_weights(nk)
+        est._estimate_means(nk, xk)
+        est._estimate_precisions(nk, xk, sk)
+        entropy = stats.loglik - _expected_log_rho(stats, self.last_form)   # -sum r log r
+        # log_resp = 0 contributes nothing: scikit-learn's bound less its entropy term
+        return _Bounded(est._get_parameters(),
+                        entropy + est._compute_lower_bound(np.zeros((1, 1)), None))
+
+    def objective(self, p: _Bounded, loglik: float) -> float:
+        return p.bound
+
+    def dead(self, stats) -> np.ndarray:
+        return np.empty(0, dtype=np.int64)         # scikit-learn re-seeds nothing
+
+
+def _expected_log_rho(stats, form) -> float:
+    """sum_nk r_nk log rho_nk of a pass under the form that made it: log rho is quadratic in
+    x, so this is sum_k N_k log_const_k - 1/2 tr(P_k S2_k), S2 about the form's means."""
+    S2 = stats.about(form.means).S2
+    if form.cvtype == "diag":
+        quad = np.einsum("kd,kd->", form.prec, S2)
+    else:                                           # P = U U^T
+        quad = np.einsum("kia,kja,kij->", form.prec, form.prec, S2)
+    return float(stats.N @ form.log_const - 0.5 * quad)
+
+
+def _iterate_variational(hooks, params, backend, prep, max_iter, tol):
+    """scikit-learn's variational loop on :func:`em.fit.run`: (parameters, lower bound, lower
+    bounds, iterations, converged).  Iteration n's bound is that of its updated parameters
+    (``hooks.objective``), so the pass that scores them decides whether they are the last."""
+    if max_iter == 0:
+        return params.params, -np.inf, [], 0, False
+
+    def stop(history):
+        return len(history) > 1 and abs(history[-1] - history[-2]) < tol
+
+    res = driver.run(hooks, params, backend, prep, max_iter=max_iter, stop=stop)
+    bounds = res.history[1:]
+    converged = res.converged or stop(res.history)     # run does not test after its last update
+    return res.params.params, bounds[-1], bounds, res.n_iter, converged
 
 
 class KMeans(_sk_cluster.KMeans):

@@ -9,7 +9,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from em.sklearn import GaussianMixture, KMeans
+from em import backends
+from em.sklearn import BayesianGaussianMixture, GaussianMixture, KMeans
 
 # scikit-learn's own KMeans fails these two checks and lists them as expected failures
 # (sklearn.utils._test_common.instance_generator.PER_ESTIMATOR_XFAIL_CHECKS): k-means++
@@ -20,7 +21,7 @@ KMEANS_XFAIL = {name: "sample_weight is not equivalent to removing/repeating sam
                              "check_sample_weight_equivalence_on_sparse_data")}
 
 
-@parametrize_with_checks([GaussianMixture(), KMeans(n_clusters=3)],
+@parametrize_with_checks([GaussianMixture(), BayesianGaussianMixture(), KMeans(n_clusters=3)],
                          expected_failed_checks=lambda e: KMEANS_XFAIL
                          if isinstance(e, KMeans) else {})
 def test_scikit_learn_checks(estimator, check):
@@ -69,6 +70,73 @@ def test_gaussian_mixture_max_iter_warm_start_and_float32_follow_scikit_learn():
     ours = GaussianMixture(3, covariance_type="diag", random_state=0).fit(X32)
     theirs = mixture.GaussianMixture(3, covariance_type="diag", random_state=0).fit(X32)
     np.testing.assert_allclose(ours.means_, theirs.means_, rtol=1e-4, atol=1e-4)
+
+
+VARIATIONAL = ("weight_concentration_", "mean_precision_", "means_", "degrees_of_freedom_",
+               "covariances_", "precisions_cholesky_")
+
+
+def assert_same_variational_fit(ours, theirs, X, rtol):
+    for name in VARIATIONAL:
+        np.testing.assert_allclose(getattr(ours, name), getattr(theirs, name), rtol=rtol,
+                                   atol=rtol * 1e-2, err_msg=name)
+    np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical", "tied"])
+@pytest.mark.parametrize("prior_type", ["dirichlet_process", "dirichlet_distribution"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_bayesian_gaussian_mixture_gives_scikit_learns_result(covariance_type, prior_type, seed,
+                                                              monkeypatch):
+    X = blobs(seed=seed)
+    kw = dict(n_components=3, covariance_type=covariance_type, random_state=seed, tol=1e-6,
+              n_init=2, weight_concentration_prior_type=prior_type)
+    backend, passes = backends.get_backend("auto"), []
+    fused = backend.fused_stats
+    monkeypatch.setattr(backend, "fused_stats", lambda *a, **k: passes.append(1) or fused(*a, **k))
+    ours = BayesianGaussianMixture(**kw, backend=backend).fit(X)
+    theirs = mixture.BayesianGaussianMixture(**kw).fit(X)
+    # the iterations ran on the backend (tied: scikit-learn's own code)
+    assert len(passes) > ours.n_iter_ if covariance_type != "tied" else not passes
+    assert ours.n_iter_ == theirs.n_iter_ and ours.converged_ == theirs.converged_
+    assert ours.converged_ and ours.n_iter_ > 2
+    assert ours.lower_bound_ == pytest.approx(theirs.lower_bound_, rel=1e-9)
+    np.testing.assert_allclose(ours.lower_bounds_, theirs.lower_bounds_, rtol=1e-9)
+    assert_same_variational_fit(ours, theirs, X, rtol=1e-7)
+    np.testing.assert_allclose(ours.weights_, theirs.weights_, rtol=1e-7)
+
+
+def test_bayesian_gaussian_mixture_max_iter_warm_start_and_float32_follow_scikit_learn():
+    X = np.random.default_rng(3).normal(size=(500, 3))        # one blob: slow to converge
+    kw = dict(n_components=4, covariance_type="diag", random_state=0, max_iter=2,
+              warm_start=True, tol=1e-9)
+    ours, theirs = BayesianGaussianMixture(**kw), mixture.BayesianGaussianMixture(**kw)
+    for _ in range(3):                       # each fit continues where the last one stopped
+        with pytest.warns(Warning, match="did not converge"):
+            ours.fit(X)
+        with pytest.warns(Warning, match="did not converge"):
+            theirs.fit(X)
+        assert ours.n_iter_ == theirs.n_iter_ == 2 and not ours.converged_
+        assert ours.lower_bound_ == pytest.approx(theirs.lower_bound_, rel=1e-12)
+        np.testing.assert_allclose(ours.lower_bounds_, theirs.lower_bounds_, rtol=1e-12)
+        assert_same_variational_fit(ours, theirs, X, rtol=1e-9)
+    X32 = blobs(seed=4, dtype=np.float32)
+    kw = dict(n_components=3, random_state=0, tol=1e-4)
+    ours = BayesianGaussianMixture(**kw).fit(X32)
+    theirs = mixture.BayesianGaussianMixture(**kw).fit(X32)
+    assert ours.converged_ and theirs.converged_ and ours.n_iter_ == theirs.n_iter_
+    assert ours.lower_bound_ == pytest.approx(theirs.lower_bound_, rel=1e-7)
+    assert_same_variational_fit(ours, theirs, X32, rtol=1e-5)
+
+
+def test_bayesian_gaussian_mixture_on_many_float32_samples_stops_as_in_float64():
+    # tol bounds the change of a sum over all samples: float32 passes could not resolve it
+    X32 = blobs(n=60000, seed=4, dtype=np.float32)
+    kw = dict(n_components=3, random_state=0)
+    ours = BayesianGaussianMixture(**kw).fit(X32)
+    theirs = mixture.BayesianGaussianMixture(**kw).fit(X32.astype(np.float64))
+    assert ours.converged_ and ours.n_iter_ == theirs.n_iter_
+    np.testing.assert_allclose(ours.means_, theirs.means_, rtol=1e-6)
 
 
 @pytest.mark.parametrize("backend", ["c", "numpy"])
