@@ -46,8 +46,8 @@ class DiskRows:
     def __len__(self):
         return self.shape[0]
 
-    def read(self, start: int, stop: int) -> np.ndarray:
-        """Rows start..stop, checked (finite, in range) like in-memory data."""
+    def read(self, start: int, stop: int, check: bool = True) -> np.ndarray:
+        """Rows start..stop, checked (finite, in range) like in-memory data if ``check``."""
         if self._file is not None:              # plain reads: no mapped pages left resident
             filename, offset = self._file
             rowbytes = self.shape[1] * self.data.dtype.itemsize
@@ -57,8 +57,9 @@ class DiskRows:
                 f.readinto(memoryview(out).cast("B"))
         else:
             out = np.asarray(self.data[start:stop])
-        return check_data(out.astype(self.dtype, copy=False), self.shape[1],
-                          f"{self.name} rows {start}..{stop}")
+        out = out.astype(self.dtype, copy=False)
+        return check_data(out, self.shape[1], f"{self.name} rows {start}..{stop}") if check \
+            else np.ascontiguousarray(out)
 
     def __getitem__(self, index):
         """Rows by integer indices in any order (h5py wants them sorted and distinct)."""
@@ -92,7 +93,8 @@ class Chunked(Backend):
         return self.rows or max(1, int(CHUNK_MB * 2**20) // (X.shape[1] * X.dtype.itemsize))
 
     def prepare(self, X: DiskRows, weight: np.ndarray | None = None) -> Prepared:
-        """One pass for the origin (the weighted data mean), checking every chunk."""
+        """One pass for the origin (the weighted data mean), checking every chunk; later
+        passes read without checking."""
         total, mass = np.zeros(X.shape[1]), 0.0
         for a, chunk, w in self._read(X, weight):
             total += chunk.sum(axis=0, dtype=np.float64) if w is None else w @ chunk
@@ -100,17 +102,15 @@ class Chunked(Backend):
         center = (total / mass).astype(X.dtype).astype(np.float64)
         return Prepared(X, weight, center, extra=self._rows(X))
 
-    def _read(self, X, weight, rows=None):
+    def _read(self, X, weight, rows=None, check=True):
         rows = rows or self._rows(X)
         for a in range(0, X.shape[0], rows):
             b = min(a + rows, X.shape[0])
-            yield a, X.read(a, b), None if weight is None else weight[a:b]
+            yield a, X.read(a, b, check), None if weight is None else weight[a:b]
 
     def _chunks(self, prep):
-        for _, chunk, w in self._read(prep.X, prep.weight, prep.extra):
-            part = self.inner.prepare(chunk, w)
-            part.center = prep.center
-            yield part
+        for _, chunk, w in self._read(prep.X, prep.weight, prep.extra, check=False):
+            yield self.inner.prepare(chunk, w, prep.center)
 
     def fused_stats(self, prep, form, hard=False) -> Stats:
         total = None

@@ -6,6 +6,7 @@ import numpy as np
 
 from em import backends, fit as driver
 from em.chunks import Chunked, DiskRows, on_disk
+from em.distributed import Dask, is_dask
 from em.models import gaussian as G
 from em.models.gmm import EM, GaussianParams, pooled_cov
 from em.seeding import data_moments, distinct_rows
@@ -113,11 +114,12 @@ class GMM:
         the data, a quarter of the time of 3 iterations) and returns None.
         """
         backend = self.backend
-        if on_disk(data):                       # streamed in chunks, never loaded whole
-            X, backend = DiskRows(data), Chunked(self.backend)
-            if X.shape[1] != self.D:
-                raise ValueError(f"data has {X.shape[1]} columns but the model has "
-                                 f"D={self.D} features")
+        if on_disk(data) or is_dask(data):      # streamed in chunks / left on the workers
+            X, backend = (data, Dask(backend)) if is_dask(data) else \
+                (DiskRows(data), Chunked(backend))
+            if len(X.shape) != 2 or X.shape[1] != self.D:
+                raise ValueError(f"data has shape {X.shape} but the model has D={self.D} "
+                                 "features")
         else:
             X = check_data(data, self.D)
         weight = check_sample_weight(sample_weight, X.shape[0])

@@ -63,9 +63,13 @@ class Backend(ABC):
 
     name = "abstract"
 
-    def prepare(self, X: np.ndarray, weight: np.ndarray | None = None) -> Prepared:
-        center = np.average(X, axis=0, weights=weight).astype(np.float64) if weight is not None \
-            else _column_mean(X)
+    def prepare(self, X: np.ndarray, weight: np.ndarray | None = None,
+                center: np.ndarray | None = None) -> Prepared:
+        """The data ready for passes; ``center`` (the origin of S1/S2) defaults to the
+        weighted mean (a chunk of a larger array takes the whole array's)."""
+        if center is None:
+            center = np.average(X, axis=0, weights=weight).astype(np.float64) \
+                if weight is not None else _column_mean(X)
         return Prepared(X, weight, center)
 
     @abstractmethod

@@ -183,8 +183,9 @@ class CBackend(Backend):
         self._choices: dict[str, str] = {}
         self._fallback = NumpyBackend()
 
-    def prepare(self, X: np.ndarray, weight: np.ndarray | None = None) -> Prepared:
-        prep = super().prepare(X, weight)
+    def prepare(self, X: np.ndarray, weight: np.ndarray | None = None,
+                center: np.ndarray | None = None) -> Prepared:
+        prep = super().prepare(X, weight, center)
         # the kernels centre in the data's dtype: use a centre that dtype represents exactly
         prep.center = prep.center.astype(X.dtype).astype(np.float64)
         return prep

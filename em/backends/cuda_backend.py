@@ -119,8 +119,9 @@ class CudaBackend(Backend):
         return dict(self._choices)
 
     # -- data ----------------------------------------------------------------------------
-    def prepare(self, X: np.ndarray, weight: np.ndarray | None = None) -> Prepared:
-        prep = super().prepare(X, weight)
+    def prepare(self, X: np.ndarray, weight: np.ndarray | None = None,
+                center: np.ndarray | None = None) -> Prepared:
+        prep = super().prepare(X, weight, center)
         prep.center = prep.center.astype(X.dtype).astype(np.float64)
         free, _ = self._drv.mem_get_info()
         resident = X.nbytes < free // 2
