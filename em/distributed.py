@@ -1,0 +1,113 @@
+"""Dask: EM over a ``dask.array.Array`` whose chunks live on the workers.
+
+The array is persisted once (rows in chunks, all columns in each).  Every pass sends the
+scoring form to the workers, runs a backend's fused pass on each chunk where it lives (each
+worker loads or compiles its kernel from its own cache), adds the statistics up in a tree on
+the workers and brings only the sum back: (M, D) or (M, D, D) numbers per pass, never the data.
+The model's update runs on the client.  Uses the current ``distributed.Client`` if there is
+one, else dask's default scheduler.  A lost worker costs a recomputation of its chunks (dask
+rebuilds them from the graph), never a wrong sum.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from em.backends.base import Backend, Prepared
+from em.contract import Stats
+
+
+def is_dask(data) -> bool:
+    return type(data).__module__.split(".")[0] == "dask" and hasattr(data, "chunks")
+
+
+def _backend(name):
+    from em import backends
+    return backends.get_backend(name)
+
+
+def _part(block, weight, center, name):
+    from em.validation import check_data
+    backend = _backend(name)
+    return backend, backend.prepare(check_data(block, name="dask chunk"), weight, center)
+
+
+def _stats(block, weight, center, form, hard, name):
+    backend, part = _part(block, weight, center, name)
+    s = backend.fused_stats(part, form, hard)
+    return s.loglik, s.N, s.S1, s.S2, s.shift
+
+
+def _add(a, b):
+    return (a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3], a[4])
+
+
+def _score(block, center, form, mode, name):
+    backend, part = _part(block, None, center, name)
+    if mode == "argmax":
+        return backend.argmax(part, form)
+    if mode == "loglik":
+        return backend.loglik(part, form)
+    ll, post = backend.log_posteriors(part, form)
+    return np.column_stack([post, ll])
+
+
+class _Rows:
+    """The persisted array as seeding sees it: shape, dtype, rows by index (computed)."""
+
+    def __init__(self, X):
+        self.array, self.shape, self.dtype = X, X.shape, np.dtype(X.dtype)
+
+    def __getitem__(self, index):
+        order, inverse = np.unique(np.asarray(index), return_inverse=True)
+        return np.asarray(self.array[order].compute())[inverse]
+
+
+class Dask(Backend):
+    """The backend ``inner`` (by name, loaded on each worker) over a persisted dask array."""
+
+    def __init__(self, inner: Backend):
+        self.inner = inner
+        self.name = f"{inner.name} (dask)"
+
+    def prepare(self, X, weight=None) -> Prepared:
+        import dask.array as da
+        if X.ndim != 2:
+            raise ValueError(f"data must be a 2-D dask array, got {X.ndim}-D")
+        X = X.rechunk({1: -1}).persist()
+        w = None if weight is None else da.from_array(weight, chunks=(X.chunks[0],)).persist()
+        mean = (X.mean(axis=0) if w is None else
+                (X * w[:, None]).sum(axis=0) / w.sum()).compute()
+        center = np.asarray(mean, dtype=np.float64).astype(X.dtype).astype(np.float64)
+        return Prepared(_Rows(X), weight, center, extra=w)
+
+    def _blocks(self, prep):
+        blocks = prep.X.array.to_delayed().ravel()
+        weights = [None] * len(blocks) if prep.extra is None else prep.extra.to_delayed().ravel()
+        return blocks, weights
+
+    def fused_stats(self, prep, form, hard=False) -> Stats:
+        import dask
+        blocks, weights = self._blocks(prep)
+        parts = [dask.delayed(_stats)(b, w, prep.center, form, hard, self.inner.name)
+                 for b, w in zip(blocks, weights)]
+        while len(parts) > 1:                   # a tree: pairs, then pairs of pairs
+            parts = [dask.delayed(_add)(*parts[i:i + 2]) if i + 1 < len(parts) else parts[i]
+                     for i in range(0, len(parts), 2)]
+        ll, N, S1, S2, shift = parts[0].compute()
+        return Stats(float(ll), N, S1, S2, shift)
+
+    def _map(self, prep, form, mode):
+        import dask
+        blocks, _ = self._blocks(prep)
+        return dask.compute(*[dask.delayed(_score)(b, prep.center, form, mode, self.inner.name)
+                              for b in blocks])
+
+    def loglik(self, prep, form) -> np.ndarray:
+        return np.concatenate(self._map(prep, form, "loglik"))
+
+    def log_posteriors(self, prep, form):
+        both = np.concatenate(self._map(prep, form, "logpost"))
+        return both[:, -1], both[:, :-1]
+
+    def argmax(self, prep, form) -> np.ndarray:
+        return np.concatenate(self._map(prep, form, "argmax"))

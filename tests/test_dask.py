@@ -1,0 +1,69 @@
+"""Dask (em.distributed): EM over a dask array on a LocalCluster of worker processes."""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import dask.array as da
+import numpy as np
+import pytest
+from distributed import Client, LocalCluster
+
+from em import GMM
+
+
+def frames(N, D, seed=0):
+    """A dask array anyone can rebuild from its graph (a lost chunk is recomputed)."""
+    rs = da.random.RandomState(seed)
+    centres = np.random.default_rng(seed).normal(scale=4, size=(4, D))
+    labels = rs.randint(0, 4, size=N, chunks=N // 8)
+    return rs.normal(size=(N, D), chunks=(N // 8, D)) + da.from_array(centres)[labels]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as c:
+        yield c
+
+
+@pytest.mark.parametrize("cvtype", ["diag", "full"])
+def test_a_local_cluster_gives_the_in_memory_result(cluster, cvtype):
+    X = frames(40000, 6)
+    ref = GMM(5, 6, cvtype, seed=2)
+    ll = ref.train(X.compute(), 8)
+    with Client(cluster) as client:
+        g = GMM(5, 6, cvtype, seed=2)
+        assert g.train(X, 8) == pytest.approx(ll, rel=1e-10)
+        held = client.has_what()                     # the chunks stayed on both workers
+        assert len([w for w, keys in held.items() if keys]) == 2
+    for name in ("weights", "means", "covars"):
+        np.testing.assert_allclose(getattr(g.components, name), getattr(ref.components, name),
+                                   rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+def test_a_worker_lost_mid_fit_changes_nothing():
+    X = frames(400000, 12, seed=1)
+    ref = GMM(16, 12, "diag", seed=0)
+    ref.train(X.compute(), 25)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cl, Client(cl) as client:
+        pids = client.run(os.getpid)
+        victim = sorted(pids.values())[0]
+        killed = {}
+
+        def kill():
+            time.sleep(2.0)
+            killed["at"] = time.monotonic()
+            os.kill(victim, signal.SIGKILL)
+
+        g = GMM(16, 12, "diag", seed=0)
+        threading.Thread(target=kill, daemon=True).start()
+        g.train(X, 25)
+        finished = time.monotonic()
+    assert "at" in killed and killed["at"] < finished, "the worker was not killed mid-fit"
+    for name in ("weights", "means", "covars"):
+        np.testing.assert_allclose(getattr(g.components, name), getattr(ref.components, name),
+                                   rtol=1e-10, atol=1e-12, err_msg=name)
