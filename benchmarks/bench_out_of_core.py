@@ -7,8 +7,10 @@ The data file (``--file``, default a temporary one) holds ``--rows`` x ``--dim``
 samples from a random 64-component mixture, written once in chunks.  Each mode runs in its own
 process so that its peak resident memory (``VmHWM``) is its own: ``in memory`` loads the
 file, ``out of core`` passes the memory map to ``GMM.train`` (read with plain file reads, a
-chunk at a time).  Time per iteration is the median of ``--iters`` EM iterations after one
-warm-up iteration (kernels compiled and tuned).
+chunk at a time), ``LocalCluster 2x1`` hands it as a dask array (64 MB chunks read from the
+memory map) to a LocalCluster of 2 single-threaded worker processes on this machine (peak RSS:
+the client's plus the workers').  Time per iteration: one ``train`` call of ``--iters``
+iterations after a warm-up iteration (kernels compiled and tuned), divided by ``--iters``.
 """
 from __future__ import annotations
 
@@ -41,15 +43,28 @@ def write(path: Path, rows: int, dim: int, seed: int = 0, chunk: int = 1_000_000
 def run_mode(path: str, mode: str, M: int, iters: int) -> dict:
     sys.path.insert(0, str(ROOT))
     from em import GMM
-    data = np.load(path) if mode == "in memory" else np.load(path, mmap_mode="r")
+    client = None
+    if mode == "in memory":
+        data = np.load(path)
+    else:
+        data = np.load(path, mmap_mode="r")
+    if mode.startswith("LocalCluster"):
+        import dask.array as da
+        from distributed import Client, LocalCluster
+        client = Client(LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                     dashboard_address=None))
+        rows = max(1, (64 << 20) // (data.shape[1] * data.itemsize))
+        data = da.from_array(data, chunks=(rows, data.shape[1]))
     g = GMM(M, data.shape[1], "diag", seed=0)
     g.train(data, 1, loglik=False)                         # seeds, compiles, tunes
-    times = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        g.train(data, 1, loglik=False)
-        times.append(time.perf_counter() - t0)
-    return {"mode": mode, "s_per_iter": float(np.median(times)), "peak_rss_mb": peak_rss_mb()}
+    t0 = time.perf_counter()
+    g.train(data, iters, loglik=False)      # one call: the origin pass, then the iterations
+    seconds = (time.perf_counter() - t0) / iters
+    rss = peak_rss_mb()
+    if client is not None:                  # the workers' peaks too
+        rss = rss + sum(client.run(peak_rss_mb).values())
+        client.close()
+    return {"mode": mode, "s_per_iter": seconds, "peak_rss_mb": rss}
 
 
 def peak_rss_mb() -> float:
@@ -59,6 +74,23 @@ def peak_rss_mb() -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def communication(M: int = 2048, D: int = 60) -> str:
+    """Bytes of one pass's messages for a full-covariance model: the scoring form each worker
+    receives once, and one chunk's statistics (what each tree edge carries back)."""
+    import pickle
+    sys.path.insert(0, str(ROOT))
+    from em.models.gmm import EM, GaussianParams
+    rng = np.random.default_rng(0)
+    cov = np.repeat(np.eye(D)[None], M, axis=0)
+    form = EM("full", 1e-6).form(GaussianParams(np.full(M, 1 / M), rng.normal(size=(M, D)), cov))
+    stats = (0.0, np.zeros(M), np.zeros((M, D)), np.zeros((M, D, D)), np.zeros((M, D)))
+    out, back = len(pickle.dumps(form, protocol=5)), len(pickle.dumps(stats, protocol=5))
+    return (f"communication per EM iteration, M={M} D={D} full: parameters out "
+            f"{out / 2**20:.1f} MiB per worker, statistics back {back / 2**20:.1f} MiB per "
+            "tree edge that crosses workers (with the chunks' locality about one per worker; "
+            "the client receives one sum)")
 
 
 def main():
@@ -81,8 +113,9 @@ def main():
         print(f"writing {args.rows} x {args.dim} float32 to {args.file} ...", flush=True)
         write(args.file, args.rows, args.dim)
     gb = args.file.stat().st_size / 2**30
+    args.rows, args.dim = np.load(args.file, mmap_mode="r").shape
     rows = []
-    for mode in ("in memory", "out of core"):
+    for mode in ("in memory", "out of core", "LocalCluster 2x1"):
         out = subprocess.run([sys.executable, __file__, "--file", str(args.file), "--mode", mode,
                               "--M", str(args.M), "--iters", str(args.iters)],
                              capture_output=True, text=True, env=os.environ)
@@ -96,6 +129,7 @@ def main():
     for r in rows:
         print(f"{r['mode']:14s} {r['s_per_iter']:8.2f} {r['s_per_iter'] / base:9.2f}x "
               f"{r['peak_rss_mb']:12.0f}")
+    print(communication())
     if tmp:
         tmp.cleanup()
 

@@ -88,7 +88,8 @@ class Dask(Backend):
     def fused_stats(self, prep, form, hard=False) -> Stats:
         import dask
         blocks, weights = self._blocks(prep)
-        parts = [dask.delayed(_stats)(b, w, prep.center, form, hard, self.inner.name)
+        shared = dask.delayed(form, pure=True)   # one key: sent once to each worker
+        parts = [dask.delayed(_stats)(b, w, prep.center, shared, hard, self.inner.name)
                  for b, w in zip(blocks, weights)]
         while len(parts) > 1:                   # a tree: pairs, then pairs of pairs
             parts = [dask.delayed(_add)(*parts[i:i + 2]) if i + 1 < len(parts) else parts[i]
@@ -99,8 +100,9 @@ class Dask(Backend):
     def _map(self, prep, form, mode):
         import dask
         blocks, _ = self._blocks(prep)
-        return dask.compute(*[dask.delayed(_score)(b, prep.center, form, mode, self.inner.name)
-                              for b in blocks])
+        shared = dask.delayed(form, pure=True)
+        return dask.compute(*[dask.delayed(_score)(b, prep.center, shared, mode,
+                                                   self.inner.name) for b in blocks])
 
     def loglik(self, prep, form) -> np.ndarray:
         return np.concatenate(self._map(prep, form, "loglik"))
