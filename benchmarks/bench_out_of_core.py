@@ -40,6 +40,19 @@ def write(path: Path, rows: int, dim: int, seed: int = 0, chunk: int = 1_000_000
     del out
 
 
+class NpyRows:
+    """A .npy file's rows for dask: pickles as its path (a memmap would pickle its data), each
+    task reads its own rows."""
+
+    def __init__(self, path):
+        self.path = path
+        head = np.load(path, mmap_mode="r")
+        self.shape, self.dtype, self.ndim = head.shape, head.dtype, 2
+
+    def __getitem__(self, index):
+        return np.array(np.load(self.path, mmap_mode="r")[index])
+
+
 def run_mode(path: str, mode: str, M: int, iters: int) -> dict:
     sys.path.insert(0, str(ROOT))
     from em import GMM
@@ -54,7 +67,7 @@ def run_mode(path: str, mode: str, M: int, iters: int) -> dict:
         client = Client(LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                      dashboard_address=None))
         rows = max(1, (64 << 20) // (data.shape[1] * data.itemsize))
-        data = da.from_array(data, chunks=(rows, data.shape[1]))
+        data = da.from_array(NpyRows(path), chunks=(rows, data.shape[1]), asarray=True)
     g = GMM(M, data.shape[1], "diag", seed=0)
     g.train(data, 1, loglik=False)                         # seeds, compiles, tunes
     t0 = time.perf_counter()
