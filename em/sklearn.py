@@ -58,25 +58,16 @@ class GaussianMixture(_sk_mixture.GaussianMixture):
         backend = backends.get_backend(self.backend)
         prep = backend.prepare(np.ascontiguousarray(X))
         model = EM(self.covariance_type, self.reg_covar)
-        do_init = not (self.warm_start and hasattr(self, "converged_"))
-        random_state = check_random_state(self.random_state)
-        best = None
-        for _ in range(self.n_init if do_init else 1):
-            if do_init:
-                self._initialize_parameters(X, random_state)
-            start = -np.inf if do_init else self.lower_bound_
+
+        def trial(first):
             params = GaussianParams(self.weights_, self.means_, self.covariances_)
-            trial = _iterate(model, params, backend, prep, self.max_iter, self.tol, start)
-            if best is None or trial[1] > best[1]:
-                best = trial
-        params, lower_bound, bounds, n_iter, converged = best
-        if not converged and self.max_iter > 0:
-            _warn_not_converged()
+            return _iterate(model, params, backend, prep, self.max_iter, self.tol,
+                            -np.inf if first else self.lower_bound_)
+
+        params = _best_trial(self, X, trial)
         cov = np.asarray(params.cov, dtype=np.float64)
         self._set_parameters((np.asarray(params.weights), np.asarray(params.means), cov,
                               _compute_precision_cholesky(cov, self.covariance_type)))
-        self.converged_, self.n_iter_ = converged, n_iter
-        self.lower_bound_, self.lower_bounds_ = lower_bound, bounds
         return self.predict(X)
 
 
@@ -90,10 +81,25 @@ def _validated(est, X):
     return X
 
 
-def _warn_not_converged():
-    warnings.warn("Best performing initialization did not converge. Try different init "
-                  "parameters, or increase max_iter, tol, or check for degenerate data.",
-                  ConvergenceWarning)
+def _best_trial(est, X, trial):
+    """scikit-learn's ``n_init`` / ``warm_start`` loop around ``trial(first)`` (which returns
+    parameters, lower bound, lower bounds, iterations, converged): sets the fit's attributes
+    from the best trial, warns as scikit-learn does, returns its parameters."""
+    first = not (est.warm_start and hasattr(est, "converged_"))
+    random_state = check_random_state(est.random_state)
+    best = None
+    for _ in range(est.n_init if first else 1):
+        if first:
+            est._initialize_parameters(X, random_state)
+        result = trial(first)
+        if best is None or result[1] > best[1] or best[1] == -np.inf:
+            best = result
+    params, est.lower_bound_, est.lower_bounds_, est.n_iter_, est.converged_ = best
+    if not est.converged_ and est.max_iter > 0:
+        warnings.warn("Best performing initialization did not converge. Try different init "
+                      "parameters, or increase max_iter, tol, or check for degenerate data.",
+                      ConvergenceWarning)
+    return params
 
 
 def _iterate(model, params, backend, prep, max_iter, tol, start):
@@ -149,22 +155,12 @@ class BayesianGaussianMixture(_sk_mixture.BayesianGaussianMixture):
         # of a sum over all samples, which float32 log-densities cannot resolve for large N
         prep = backend.prepare(np.ascontiguousarray(X, dtype=np.float64))
         hooks = _VariationalHooks(self)
-        do_init = not (self.warm_start and hasattr(self, "converged_"))
-        random_state = check_random_state(self.random_state)
-        best = None
-        for _ in range(self.n_init if do_init else 1):
-            if do_init:
-                self._initialize_parameters(X, random_state)
-            start = _Bounded(self._get_parameters(), -np.inf if do_init else self.lower_bound_)
-            trial = _iterate_variational(hooks, start, backend, prep, self.max_iter, self.tol)
-            if best is None or trial[1] > best[1] or best[1] == -np.inf:   # as scikit-learn
-                best = trial
-        params, lower_bound, bounds, n_iter, converged = best
-        if not converged and self.max_iter > 0:
-            _warn_not_converged()
-        self._set_parameters(params)
-        self.converged_, self.n_iter_ = converged, n_iter
-        self.lower_bound_, self.lower_bounds_ = lower_bound, bounds
+
+        def trial(first):
+            start = _Bounded(self._get_parameters(), -np.inf if first else self.lower_bound_)
+            return _iterate_variational(hooks, start, backend, prep, self.max_iter, self.tol)
+
+        self._set_parameters(_best_trial(self, X, trial))
         return self.predict(X)
 
 
