@@ -288,22 +288,19 @@ class KMeans(_sk_cluster.KMeans):
 
 
 def _lloyd(backend, prep, centres, max_iter, tol):
-    """Lloyd iterations as scikit-learn runs them: stop when the labels repeat or the squared
-    centre shift is at most ``tol``.  An empty cluster keeps its centre (scikit-learn moves
-    it to a far point).  Returns (centres, inertia, labels, iterations)."""
+    """Lloyd iterations as scikit-learn runs them, one fused pass each: stop when the squared
+    centre shift is at most ``tol``, or when the labels repeat -- seen as a shift at the level
+    of rounding (a single point changing cluster moves a centre by far more).  An empty cluster
+    keeps its centre (scikit-learn moves it to a far point).  Returns (centres, inertia,
+    labels, iterations)."""
     model = _KmeansModel()
-    labels, n_iter = None, 0
+    n_iter = 0
     for n_iter in range(1, max_iter + 1):
-        form = model.form(KmeansParams(centres))
-        new_labels = backend.argmax(prep, form)
-        stats = backend.fused_stats(prep, form, hard=True)
+        stats = backend.fused_stats(prep, model.form(KmeansParams(centres)), hard=True)
         moved = np.where(stats.N[:, None] > 0, model.m_step(stats).means, centres)
         shift = float(((moved - centres) ** 2).sum())
         centres = moved
-        if labels is not None and np.array_equal(new_labels, labels):
-            break
-        labels = new_labels
-        if shift <= tol:
+        if shift <= max(tol, 1e-24 * float((centres ** 2).sum())):
             break
     labels = backend.argmax(prep, model.form(KmeansParams(centres)))
     diff = prep.X - centres[labels].astype(prep.X.dtype)
