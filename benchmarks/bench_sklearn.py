@@ -54,7 +54,7 @@ def main():
     cases += [("KMeans", "KMeans", dict(n_clusters=args.k, init="random", n_init=1,
                                          max_iter=args.iters, tol=0.0, random_state=0))]
     print(f"N={args.n} D={args.d} K={args.k}, {args.iters} iterations, float64, "
-          "best of {args.repeat}")
+          f"best of {args.repeat}")
     print(f"{'estimator':30s} {'em s':>8s} {'sklearn s':>10s} {'speed-up':>9s} "
           f"{'same iters':>10s}")
     for label, name, kw in cases:
