@@ -2,6 +2,7 @@
 
     python examples/train_ubm.py examples/data -M 64 -o ubm.h5
     python examples/train_ubm.py /data/features -M 512 -o ubm.h5 --out-of-core
+    python examples/train_ubm.py /data/features -M 512 -o ubm.h5 --scheduler tcp://host:8786
 
 Reads every ``*.htk`` file in a directory (or, without any, every 16 kHz mono ``*.wav``, with
 the diarizer's front end: 19 MFCCs), trains a diagonal (``--cvtype``) GMM with a progress bar
@@ -10,6 +11,8 @@ attributes ``M``, ``D``, ``cvtype``, ``frames``, ``files``, ``loglik_per_frame``
 log-likelihood before each iteration's update).  ``--out-of-core`` first writes the frames to
 a ``.npy`` file (``--frames``, default a temporary one) a file at a time, then trains from its
 memory map in chunks: memory stays bounded by one file plus one chunk, whatever the corpus.
+``--scheduler ADDRESS`` (``pip install -e ".[dask]"``) trains on a Dask cluster: the frames are
+sent once to its workers as a dask array and stay there; each EM pass runs where they live.
 
 Errors are one 'train_ubm.py: error: ...' line on stderr and exit status 2.
 """
@@ -90,6 +93,17 @@ def train(X, M: int, cvtype: str, iters: int, tol: float, seed: int, progress):
     return g, history
 
 
+def on_cluster(args, X, progress):
+    """Train on the Dask cluster at ``args.scheduler``: the frames go to its workers once
+    (64 MB chunks) and stay there."""
+    import dask.array as da
+    from distributed import Client
+    with Client(args.scheduler, timeout="30s"):
+        rows = max(1, (64 << 20) // (X.shape[1] * X.itemsize))
+        frames = da.from_array(np.asarray(X), chunks=(rows, X.shape[1])).persist()
+        return train(frames, args.M, args.cvtype, args.iters, args.tol, args.seed, progress)
+
+
 def write(path: Path, g, frames: int, files, history) -> None:
     import h5py
     c = g.components
@@ -116,6 +130,8 @@ def main(argv=None) -> int:
                         help="stream the frames from a file on disk instead of memory")
     parser.add_argument("--frames", type=Path,
                         help="with --out-of-core: where to write the frames (.npy)")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="train on the Dask cluster at this scheduler address")
     args = parser.parse_args(argv)
     if args.M < 1 or args.iters < 1:
         parser.error("-M and --iters must be at least 1")
@@ -131,8 +147,11 @@ def main(argv=None) -> int:
                 X = on_disk(files, args.frames or Path(tmp) / "frames.npy", progress)
             else:
                 X = in_memory(files, progress)
-            g, history = train(X, args.M, args.cvtype, args.iters, args.tol, args.seed,
-                               progress)
+            if args.scheduler:
+                g, history = on_cluster(args, X, progress)
+            else:
+                g, history = train(X, args.M, args.cvtype, args.iters, args.tol, args.seed,
+                                   progress)
             write(args.output, g, len(X), files, history)
             del X
     except (ValueError, OSError, ImportError) as exc:

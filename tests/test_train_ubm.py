@@ -45,6 +45,21 @@ def test_in_memory_and_out_of_core_write_the_same_model(tmp_path, capsys):
         np.testing.assert_allclose(models[0][name], models[1][name], rtol=1e-4, atol=1e-4)
 
 
+def test_on_a_dask_cluster_by_scheduler_address(tmp_path):
+    from distributed import LocalCluster
+    folder, X = corpus(tmp_path)
+    outs = [tmp_path / "mem.h5", tmp_path / "dask.h5"]
+    args = [str(folder), "-M", "8", "--iters", "4"]
+    assert train_ubm.main(args + ["-o", str(outs[0])]) == 0
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=":0") as cluster:
+        assert train_ubm.main(args + ["-o", str(outs[1]), "--scheduler",
+                                      cluster.scheduler_address]) == 0
+    with h5py.File(outs[0]) as a, h5py.File(outs[1]) as b:
+        for name in ("weights", "means", "covars"):
+            np.testing.assert_allclose(a[name][()], b[name][()], rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("case", ["missing", "empty", "mixed-coefficients"])
 def test_bad_folders_give_one_error_line(tmp_path, capsys, case):
     folder = tmp_path / "feats"
