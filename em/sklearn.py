@@ -34,7 +34,25 @@ from em.models.kmeans import Kmeans as _KmeansModel, KmeansParams
 from em.models.variational import Variational, VariationalParams, expected_log_weights
 
 
-class GaussianMixture(_sk_mixture.GaussianMixture):
+class _OnOurBackends:
+    """``fit_predict`` of the mixtures: scikit-learn's checks and its ``n_init`` /
+    ``warm_start`` loop around ``_trial(backend, prep)(first)`` (one initialised run of the
+    iterations on our backend), then ``_set_from(best parameters)``."""
+
+    _pass_dtype = None                           # the data's own float dtype
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit_predict(self, X, y=None):
+        if self.covariance_type == "tied":      # no tied kernels: scikit-learn's own code
+            return super().fit_predict(X, y)
+        X = _validated(self, X)
+        backend = backends.get_backend(self.backend)
+        prep = backend.prepare(np.ascontiguousarray(X, dtype=self._pass_dtype))
+        self._set_from(_best_trial(self, X, self._trial(backend, prep)))
+        return self.predict(X)
+
+
+class GaussianMixture(_OnOurBackends, _sk_mixture.GaussianMixture):
     """scikit-learn's ``GaussianMixture`` whose EM iterations run on our backends
     (``backend``: 'auto', 'c', 'cuda', 'numpy' or a backend object)."""
 
@@ -50,25 +68,19 @@ class GaussianMixture(_sk_mixture.GaussianMixture):
                          verbose_interval=verbose_interval)
         self.backend = backend
 
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit_predict(self, X, y=None):
-        if self.covariance_type == "tied":
-            return super().fit_predict(X, y)
-        X = _validated(self, X)
-        backend = backends.get_backend(self.backend)
-        prep = backend.prepare(np.ascontiguousarray(X))
+    def _trial(self, backend, prep):
         model = EM(self.covariance_type, self.reg_covar)
 
         def trial(first):
             params = GaussianParams(self.weights_, self.means_, self.covariances_)
             return _iterate(model, params, backend, prep, self.max_iter, self.tol,
                             -np.inf if first else self.lower_bound_)
+        return trial
 
-        params = _best_trial(self, X, trial)
+    def _set_from(self, params):
         cov = np.asarray(params.cov, dtype=np.float64)
         self._set_parameters((np.asarray(params.weights), np.asarray(params.means), cov,
                               _compute_precision_cholesky(cov, self.covariance_type)))
-        return self.predict(X)
 
 
 def _validated(est, X):
@@ -123,7 +135,7 @@ def _iterate(model, params, backend, prep, max_iter, tol, start):
     return params, bounds[-1], bounds, len(bounds), res.converged
 
 
-class BayesianGaussianMixture(_sk_mixture.BayesianGaussianMixture):
+class BayesianGaussianMixture(_OnOurBackends, _sk_mixture.BayesianGaussianMixture):
     """scikit-learn's ``BayesianGaussianMixture`` whose variational iterations run on our
     backends (``backend`` as for :class:`GaussianMixture`)."""
 
@@ -145,23 +157,20 @@ class BayesianGaussianMixture(_sk_mixture.BayesianGaussianMixture):
                          verbose_interval=verbose_interval)
         self.backend = backend
 
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit_predict(self, X, y=None):
-        if self.covariance_type == "tied":
-            return super().fit_predict(X, y)
-        X = _validated(self, X)
-        backend = backends.get_backend(self.backend)
-        # float64 passes even for float32 data, as scikit-learn computes: tol bounds the change
-        # of a sum over all samples, which float32 log-densities cannot resolve for large N
-        prep = backend.prepare(np.ascontiguousarray(X, dtype=np.float64))
+    # float64 passes even for float32 data, as scikit-learn computes: tol bounds the change
+    # of a sum over all samples, which float32 log-densities cannot resolve for large N
+    _pass_dtype = np.float64
+
+    def _trial(self, backend, prep):
         hooks = _VariationalHooks(self)
 
         def trial(first):
             start = _Bounded(self._get_parameters(), -np.inf if first else self.lower_bound_)
             return _iterate_variational(hooks, start, backend, prep, self.max_iter, self.tol)
+        return trial
 
-        self._set_parameters(_best_trial(self, X, trial))
-        return self.predict(X)
+    def _set_from(self, params):
+        self._set_parameters(params)
 
 
 class _Bounded(NamedTuple):
