@@ -113,15 +113,7 @@ class GMM:
         ``loglik=False`` skips the scoring pass that computes the returned value (one pass over
         the data, a quarter of the time of 3 iterations) and returns None.
         """
-        backend = self.backend
-        if on_disk(data) or is_dask(data):      # streamed in chunks / left on the workers
-            X, backend = (data, Dask(backend)) if is_dask(data) else \
-                (DiskRows(data), Chunked(backend))
-            if len(X.shape) != 2 or X.shape[1] != self.D:
-                raise ValueError(f"data has shape {X.shape} but the model has D={self.D} "
-                                 "features")
-        else:
-            X = check_data(data, self.D)
+        backend, X = self._route(data)
         weight = check_sample_weight(sample_weight, X.shape[0])
         if num_iters is not None:
             n = check_int(num_iters, "num_iters", 0)
@@ -168,17 +160,31 @@ class GMM:
     # -- scoring -------------------------------------------------------------------------
     def _prepare(self, data):
         self._get("means")
-        return self.backend.prepare(check_data(data, self.D))
+        backend, X = self._route(data)
+        return backend, backend.prepare(X)
+
+    def _route(self, data):
+        """(backend, data) for the passes: in-memory data checked; an array on disk
+        (:mod:`em.chunks`) or a dask array (:mod:`em.distributed`) behind the backend that
+        streams it or sends the passes to its workers."""
+        if not (on_disk(data) or is_dask(data)):
+            return self.backend, check_data(data, self.D)
+        X, backend = (data, Dask(self.backend)) if is_dask(data) else \
+            (DiskRows(data), Chunked(self.backend))
+        if len(X.shape) != 2 or X.shape[1] != self.D:
+            raise ValueError(f"data has shape {X.shape} but the model has D={self.D} features")
+        return backend, X
 
     def score(self, data) -> np.ndarray:
-        """Per-sample log-likelihoods (N,), float64; sum or average them for totals."""
-        prep = self._prepare(data)
-        return self.backend.loglik(prep, self._form)
+        """Per-sample log-likelihoods (N,), float64; sum or average them for totals.  Data on
+        disk or in a dask array is scored where it lies; the (N,) result is in memory."""
+        backend, prep = self._prepare(data)
+        return backend.loglik(prep, self._form)
 
     def predict(self, data) -> np.ndarray:
         """Index of the most likely component for each sample (N,)."""
-        prep = self._prepare(data)
-        return self.backend.argmax(prep, self._form)
+        backend, prep = self._prepare(data)
+        return backend.argmax(prep, self._form)
 
     def eval(self, data):
         """(per-sample log-likelihood (N,), posteriors (N, M) whose rows sum to 1).
@@ -186,8 +192,8 @@ class GMM:
         The 2011 code returned unnormalised M x N likelihoods; this returns the normalised,
         sample-major posteriors p(k | x_n).
         """
-        prep = self._prepare(data)
-        ll, log_post = self.backend.log_posteriors(prep, self._form)
+        backend, prep = self._prepare(data)
+        ll, log_post = backend.log_posteriors(prep, self._form)
         return ll, np.exp(log_post)
 
     # -- persistence ---------------------------------------------------------------------

@@ -39,6 +39,10 @@ def test_a_local_cluster_gives_the_in_memory_result(cluster, cvtype):
         assert g.train(X, 8) == pytest.approx(ll, rel=1e-10)
         held = client.has_what()                     # the chunks stayed on both workers
         assert len([w for w, keys in held.items() if keys]) == 2
+        np.testing.assert_allclose(ref.score(X), ref.score(X.compute()), rtol=1e-12)
+        np.testing.assert_array_equal(ref.predict(X), ref.predict(X.compute()))
+        for got, want in zip(ref.eval(X), ref.eval(X.compute())):
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-15)
     for name in ("weights", "means", "covars"):
         np.testing.assert_allclose(getattr(g.components, name), getattr(ref.components, name),
                                    rtol=1e-10, atol=1e-12, err_msg=name)

@@ -46,6 +46,11 @@ def test_memmap_and_h5py_give_the_in_memory_result(tmp_path, cvtype, monkeypatch
                 np.testing.assert_allclose(getattr(g.components, name),
                                            getattr(ref.components, name), rtol=1e-9,
                                            atol=1e-12, err_msg=name)
+            # scored, labelled and evaluated where it lies, a chunk at a time
+            np.testing.assert_allclose(ref.score(source), ref.score(X), rtol=1e-12)
+            np.testing.assert_array_equal(ref.predict(source), ref.predict(X))
+            for got, want in zip(ref.eval(source), ref.eval(X)):
+                np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-15)
 
 
 def test_the_array_is_read_a_chunk_at_a_time_and_never_whole(monkeypatch):
