@@ -16,6 +16,7 @@ import numpy as np
 
 from em.backends.base import Backend, Prepared
 from em.contract import Stats
+from em.distributed import is_dask
 from em.validation import check_data
 
 CHUNK_MB = float(os.environ.get("EM_CHUNK_MB", 64))
@@ -25,7 +26,7 @@ def on_disk(data) -> bool:
     """Whether ``data`` is an array to stream rather than to load."""
     if isinstance(data, np.memmap):
         return True
-    if isinstance(data, np.ndarray) or type(data).__module__.startswith("dask"):
+    if isinstance(data, np.ndarray) or is_dask(data):
         return False
     return all(hasattr(data, a) for a in ("shape", "dtype", "__getitem__")) \
         and len(getattr(data, "shape", ())) == 2
@@ -43,20 +44,25 @@ class DiskRows:
             and data.flags.c_contiguous and data.dtype.isnative
         self._file = (data.filename, data.offset) if top and data.filename else None
 
-    def __len__(self):
-        return self.shape[0]
+    def _pread(self, spans) -> np.ndarray:
+        """Rows of a memory-mapped file by plain reads, ``spans`` (first row, row count) in
+        order: mapping the pages would leave them resident (and readahead maps more)."""
+        filename, offset = self._file
+        kind = self.data.dtype
+        rowbytes = self.shape[1] * kind.itemsize
+        out = np.empty((sum(n for _, n in spans), self.shape[1]), kind)
+        view, at = memoryview(out).cast("B"), 0
+        with open(filename, "rb", buffering=0) as f:
+            for first, n in spans:
+                f.seek(offset + first * rowbytes)
+                f.readinto(view[at:at + n * rowbytes])
+                at += n * rowbytes
+        return out
 
     def read(self, start: int, stop: int, check: bool = True) -> np.ndarray:
         """Rows start..stop, checked (finite, in range) like in-memory data if ``check``."""
-        if self._file is not None:              # plain reads: no mapped pages left resident
-            filename, offset = self._file
-            rowbytes = self.shape[1] * self.data.dtype.itemsize
-            out = np.empty((stop - start, self.shape[1]), self.data.dtype)
-            with open(filename, "rb", buffering=0) as f:
-                f.seek(offset + start * rowbytes)
-                f.readinto(memoryview(out).cast("B"))
-        else:
-            out = np.asarray(self.data[start:stop])
+        out = self._pread([(start, stop - start)]) if self._file is not None \
+            else np.asarray(self.data[start:stop])
         out = out.astype(self.dtype, copy=False)
         return check_data(out, self.shape[1], f"{self.name} rows {start}..{stop}") if check \
             else np.ascontiguousarray(out)
@@ -67,62 +73,38 @@ class DiskRows:
         if idx.ndim != 1 or idx.dtype.kind not in "iu":
             raise TypeError("DiskRows takes a 1-D array of row indices")
         order, inverse = np.unique(idx, return_inverse=True)
-        if self._file is not None:              # a read per row: mapping them pages in more
-            filename, offset = self._file
-            rowbytes = self.shape[1] * self.data.dtype.itemsize
-            rows = np.empty((len(order), self.shape[1]), self.data.dtype)
-            with open(filename, "rb", buffering=0) as f:
-                for i, r in enumerate(order):
-                    rows[i] = np.frombuffer(os.pread(f.fileno(), rowbytes,
-                                                     offset + int(r) * rowbytes),
-                                            self.data.dtype)
-        else:
-            rows = np.asarray(self.data[order])
+        rows = self._pread([(int(r), 1) for r in order]) if self._file is not None \
+            else np.asarray(self.data[order])
         return check_data(rows.astype(self.dtype, copy=False), self.shape[1],
                           self.name)[inverse]
 
 
 class Chunked(Backend):
-    """``inner`` fed ``rows`` rows at a time from a :class:`DiskRows`."""
+    """``inner`` fed a chunk of rows at a time (``EM_CHUNK_MB``) from a :class:`DiskRows`."""
 
-    def __init__(self, inner: Backend, rows: int | None = None):
-        self.inner, self.rows = inner, rows
+    def __init__(self, inner: Backend):
+        self.inner = inner
         self.name = f"{inner.name} (out of core)"
-
-    def _rows(self, X) -> int:
-        return self.rows or max(1, int(CHUNK_MB * 2**20) // (X.shape[1] * X.dtype.itemsize))
 
     def prepare(self, X: DiskRows, weight: np.ndarray | None = None) -> Prepared:
         """One pass for the origin (the weighted data mean), checking every chunk; later
         passes read without checking."""
         total, mass = np.zeros(X.shape[1]), 0.0
-        for a, chunk, w in self._read(X, weight):
+        for chunk, w in _read(X, weight):
             total += chunk.sum(axis=0, dtype=np.float64) if w is None else w @ chunk
             mass += len(chunk) if w is None else w.sum()
         center = (total / mass).astype(X.dtype).astype(np.float64)
-        return Prepared(X, weight, center, extra=self._rows(X))
-
-    def _read(self, X, weight, rows=None, check=True):
-        rows = rows or self._rows(X)
-        for a in range(0, X.shape[0], rows):
-            b = min(a + rows, X.shape[0])
-            yield a, X.read(a, b, check), None if weight is None else weight[a:b]
+        return Prepared(X, weight, center)
 
     def _chunks(self, prep):
-        for _, chunk, w in self._read(prep.X, prep.weight, prep.extra, check=False):
+        for chunk, w in _read(prep.X, prep.weight, check=False):
             yield self.inner.prepare(chunk, w, prep.center)
 
     def fused_stats(self, prep, form, hard=False) -> Stats:
-        total = None
-        for part in self._chunks(prep):
-            s = self.inner.fused_stats(part, form, hard)
-            if total is None:
-                total = Stats(s.loglik, s.N.copy(), s.S1.copy(), s.S2.copy(), s.shift)
-            else:                              # one origin: the sums add up as they are
-                total.loglik += s.loglik
-                total.N += s.N
-                total.S1 += s.S1
-                total.S2 += s.S2
+        parts = (self.inner.fused_stats(p, form, hard) for p in self._chunks(prep))
+        total = next(parts)
+        for s in parts:                        # one origin: the sums add up as they are
+            total = total + s
         return total
 
     def loglik(self, prep, form) -> np.ndarray:
@@ -134,3 +116,11 @@ class Chunked(Backend):
 
     def argmax(self, prep, form) -> np.ndarray:
         return np.concatenate([self.inner.argmax(p, form) for p in self._chunks(prep)])
+
+
+def _read(X: DiskRows, weight, check=True):
+    """(rows, their weights) a chunk of ``EM_CHUNK_MB`` at a time."""
+    rows = max(1, int(CHUNK_MB * 2**20) // (X.shape[1] * X.dtype.itemsize))
+    for a in range(0, X.shape[0], rows):
+        b = min(a + rows, X.shape[0])
+        yield X.read(a, b, check), None if weight is None else weight[a:b]

@@ -68,6 +68,12 @@ class Stats:
     S2: np.ndarray
     shift: np.ndarray
 
+    def __add__(self, other: "Stats") -> "Stats":
+        """The statistics of two disjoint sets of samples scored by the same form (so taken
+        about the same shifts): chunks of one pass add up."""
+        return Stats(self.loglik + other.loglik, self.N + other.N, self.S1 + other.S1,
+                     self.S2 + other.S2, self.shift)
+
     def about(self, shift: np.ndarray) -> "Stats":
         """The same statistics about other shifts (M, D) (exact algebra in float64; cancels if
         the new shifts are far from the old ones relative to the spread)."""

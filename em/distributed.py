@@ -10,6 +10,8 @@ rebuilds them from the graph), never a wrong sum.
 """
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 from em.backends.base import Backend, Prepared
@@ -33,22 +35,12 @@ def _part(block, weight, center, name):
 
 def _stats(block, weight, center, form, hard, name):
     backend, part = _part(block, weight, center, name)
-    s = backend.fused_stats(part, form, hard)
-    return s.loglik, s.N, s.S1, s.S2, s.shift
+    return backend.fused_stats(part, form, hard)
 
 
-def _add(a, b):
-    return (a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3], a[4])
-
-
-def _score(block, center, form, mode, name):
+def _score(block, center, form, method, name):
     backend, part = _part(block, None, center, name)
-    if mode == "argmax":
-        return backend.argmax(part, form)
-    if mode == "loglik":
-        return backend.loglik(part, form)
-    ll, post = backend.log_posteriors(part, form)
-    return np.column_stack([post, ll])
+    return getattr(backend, method)(part, form)
 
 
 class _Rows:
@@ -92,24 +84,25 @@ class Dask(Backend):
         parts = [dask.delayed(_stats)(b, w, prep.center, shared, hard, self.inner.name)
                  for b, w in zip(blocks, weights)]
         while len(parts) > 1:                   # a tree: pairs, then pairs of pairs
-            parts = [dask.delayed(_add)(*parts[i:i + 2]) if i + 1 < len(parts) else parts[i]
+            parts = [dask.delayed(operator.add)(*parts[i:i + 2]) if i + 1 < len(parts)
+                     else parts[i]
                      for i in range(0, len(parts), 2)]
-        ll, N, S1, S2, shift = parts[0].compute()
-        return Stats(float(ll), N, S1, S2, shift)
+        return parts[0].compute()
 
-    def _map(self, prep, form, mode):
+    def _map(self, prep, form, method):
+        """The inner backend's ``method`` on every chunk, results in chunk order."""
         import dask
         blocks, _ = self._blocks(prep)
         shared = dask.delayed(form, pure=True)
-        return dask.compute(*[dask.delayed(_score)(b, prep.center, shared, mode,
+        return dask.compute(*[dask.delayed(_score)(b, prep.center, shared, method,
                                                    self.inner.name) for b in blocks])
 
     def loglik(self, prep, form) -> np.ndarray:
         return np.concatenate(self._map(prep, form, "loglik"))
 
     def log_posteriors(self, prep, form):
-        both = np.concatenate(self._map(prep, form, "logpost"))
-        return both[:, -1], both[:, :-1]
+        ll, post = zip(*self._map(prep, form, "log_posteriors"))
+        return np.concatenate(ll), np.concatenate(post)
 
     def argmax(self, prep, form) -> np.ndarray:
         return np.concatenate(self._map(prep, form, "argmax"))
