@@ -9,9 +9,11 @@ import configparser
 from dataclasses import dataclass
 from pathlib import Path
 
+from em.diarization.cluster import Settings
 from em.io.files import read_text
 
 SECTION = "Diarizer"
+_ALGO = Settings()              # the clustering keys' defaults are the algorithm's own
 # key: (type, default or REQUIRED, help)
 REQUIRED = object()
 KEYS = {
@@ -20,34 +22,38 @@ KEYS = {
     "audio_file": (Path, None, "16 kHz mono WAV, used when mfcc_feats is not given"),
     "output_cluster": (Path, REQUIRED, "RTTM file to write"),
     "gmm_output": (Path, REQUIRED, "file to write the speakers' GMMs to"),
-    "initial_clusters": (int, "auto", "number of clusters to start from (auto: from the "
-                         "amount of speech)"),
-    "M_mfcc": (int, "auto", "Gaussian components per initial cluster (auto: from the amount "
-               "of speech)"),
-    "speakers": (int, "auto", "number of speakers when known: merge down to it (auto: "
-                 "estimated)"),
-    "em_iterations": (int, 3, "EM iterations per training"),
-    "merge_iterations": (int, 0, "EM iterations of each candidate merged model "
-                         "(0: em_iterations)"),
+    "initial_clusters": (int, _ALGO.initial_clusters, "number of clusters to start from "
+                         "(auto: from the amount of speech)"),
+    "M_mfcc": (int, _ALGO.M, "Gaussian components per initial cluster (auto: from the "
+               "amount of speech)"),
+    "speakers": (int, _ALGO.speakers, "number of speakers when known: merge down to it "
+                 "(auto: estimated)"),
+    "em_iterations": (int, _ALGO.em_iterations, "EM iterations per training"),
+    "merge_iterations": (int, _ALGO.merge_iterations, "EM iterations of each candidate "
+                         "merged model (0: em_iterations)"),
     "spnsp_file": (Path, None, "speech/non-speech file: one 0/1 per frame"),
-    "KL_ntop": (int, 0, "GMM pairs to evaluate BIC on, closest by KL (0 = all pairs)"),
-    "num_seg_iters_init": (int, 2, "re-segmentation rounds before merging"),
-    "num_seg_iters": (int, 3, "re-segmentation rounds after each merge"),
-    "seg_length": (int, 250, "frames per window of the 'vote' re-segmentation"),
-    "resegmentation": (str, "viterbi", "viterbi (minimum-duration HMM) or vote (the 2011 "
-                       "window majority)"),
-    "merge_threshold": (float, -0.05, "merge while the best pair's delta-BIC per frame "
-                        "exceeds this (0: the classic rule, merge while it is positive)"),
-    "min_duration": (int, 100, "frames: shortest segment of the viterbi re-segmentation"),
+    "KL_ntop": (int, _ALGO.KL_ntop, "GMM pairs to evaluate BIC on, closest by KL "
+                "(0 = all pairs)"),
+    "num_seg_iters_init": (int, _ALGO.num_seg_iters_init, "re-segmentation rounds before "
+                           "merging"),
+    "num_seg_iters": (int, _ALGO.num_seg_iters, "re-segmentation rounds after each merge"),
+    "seg_length": (int, _ALGO.seg_length, "frames per window of the 'vote' re-segmentation"),
+    "resegmentation": (str, _ALGO.resegmentation, "viterbi (minimum-duration HMM) or vote "
+                       "(the 2011 window majority)"),
+    "merge_threshold": (float, _ALGO.merge_threshold, "merge while the best pair's delta-BIC "
+                        "per frame exceeds this (0: the classic rule, merge while it is "
+                        "positive)"),
+    "min_duration": (int, _ALGO.min_duration, "frames: shortest segment of the viterbi "
+                     "re-segmentation"),
     "speech_detector": (str, "auto", "for audio_file without spnsp_file: webrtcvad, energy, or "
                         "auto (webrtcvad when installed)"),
     "reference_rttm": (Path, None, "reference RTTM: when given, DER is printed"),
 }
 # (minimum, maximum or None): the maxima keep a typo from running for days (the clustering
-# costs grow with the cube of initial_clusters); seg_length and initial_clusters x M_mfcc are
-# also checked against the recording's speech frames (pipeline.load_features)
-RANGE = {"initial_clusters": (1, 128), "speakers": (1, 128), "M_mfcc": (1, 256), "em_iterations": (1, 100),
-         "merge_iterations": (0, 1000),
+# costs grow with the cube of initial_clusters); seg_length, min_duration and initial_clusters
+# x M_mfcc are also checked against the recording's speech frames (pipeline.load_features)
+RANGE = {"initial_clusters": (1, 128), "speakers": (1, 128), "M_mfcc": (1, 256),
+         "em_iterations": (1, 100), "merge_iterations": (0, 1000),
          "KL_ntop": (0, None), "num_seg_iters_init": (0, 100), "num_seg_iters": (0, 100),
          "seg_length": (1, None), "min_duration": (1, None), "merge_threshold": (-10.0, 10.0)}
 CHOICES = {"resegmentation": ("viterbi", "vote"),
@@ -60,27 +66,29 @@ class ConfigError(ValueError):
 
 @dataclass
 class Config:
+    """Every key of :data:`KEYS` (read_config fills in the defaults) and ``source``."""
+
     source: Path                                    # the configuration file itself
     basename: str
     output_cluster: Path
     gmm_output: Path
-    initial_clusters: int | str = "auto"
-    M_mfcc: int | str = "auto"
-    speakers: int | str = "auto"
-    mfcc_feats: Path | None = None
-    audio_file: Path | None = None
-    em_iterations: int = 3
-    merge_iterations: int = 0
-    spnsp_file: Path | None = None
-    KL_ntop: int = 0
-    num_seg_iters_init: int = 2
-    num_seg_iters: int = 3
-    seg_length: int = 250
-    reference_rttm: Path | None = None
-    resegmentation: str = "viterbi"
-    merge_threshold: float = -0.05
-    min_duration: int = 100
-    speech_detector: str = "auto"
+    initial_clusters: int | str
+    M_mfcc: int | str
+    speakers: int | str
+    mfcc_feats: Path | None
+    audio_file: Path | None
+    em_iterations: int
+    merge_iterations: int
+    spnsp_file: Path | None
+    KL_ntop: int
+    num_seg_iters_init: int
+    num_seg_iters: int
+    seg_length: int
+    reference_rttm: Path | None
+    resegmentation: str
+    merge_threshold: float
+    min_duration: int
+    speech_detector: str
 
 
 def read_config(path) -> Config:
