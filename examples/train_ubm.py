@@ -9,8 +9,8 @@ the diarizer's front end: 19 MFCCs), trains a diagonal (``--cvtype``) GMM with a
 per EM iteration and writes it with h5py: datasets ``weights``, ``means``, ``covars`` and the
 attributes ``M``, ``D``, ``cvtype``, ``frames``, ``files``, ``loglik_per_frame`` (the mean
 log-likelihood before each iteration's update).  ``--out-of-core`` first writes the frames to
-a ``.npy`` file (``--frames``, default a temporary one) a file at a time, then trains from its
-memory map in chunks: memory stays bounded by one file plus one chunk, whatever the corpus.
+an HDF5 file (``--frames``, dataset ``frames``, default a temporary one) a file at a time, then
+trains from it in chunks: memory stays bounded by one file plus one chunk, whatever the corpus.
 ``--scheduler ADDRESS`` (``pip install -e ".[dask]"``) trains on a Dask cluster: the frames are
 sent once to its workers as a dask array and stay there; each EM pass runs where they live.
 
@@ -48,33 +48,39 @@ def features(path: Path) -> np.ndarray:
     return mfcc(read_wav(path))
 
 
+def each_file(files, progress):
+    """Every file's frames, in order; all must have the same number of coefficients."""
+    width = None
+    for f in progress(files, desc="reading", unit="file"):
+        X = features(f)
+        if width is not None and X.shape[1] != width:
+            raise ValueError(f"{f}: {X.shape[1]} coefficients, the others have {width}")
+        width = X.shape[1]
+        yield X
+
+
 def in_memory(files, progress) -> np.ndarray:
-    return np.concatenate([features(f) for f in progress(files, desc="reading", unit="file")])
+    return np.concatenate(list(each_file(files, progress)))
 
 
-def on_disk(files, path: Path, progress) -> np.ndarray:
-    """Frames of every file appended to a .npy file; returns its read-only memory map."""
-    shapes, dtype = [], None
-    with tempfile.TemporaryFile() as body:
-        for f in progress(files, desc="reading", unit="file"):
-            X = np.ascontiguousarray(features(f))
-            if shapes and X.shape[1] != shapes[0][1]:
-                raise ValueError(f"{f}: {X.shape[1]} coefficients, the others have "
-                                 f"{shapes[0][1]}")
-            dtype = X.dtype
-            shapes.append(X.shape)
-            body.write(X.tobytes())
-        body.seek(0)
-        shape = (sum(s[0] for s in shapes), shapes[0][1])
-        out = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
-        done = 0
-        for rows, cols in shapes:                 # copy a file's frames at a time
-            out[done:done + rows] = np.frombuffer(body.read(rows * cols * dtype.itemsize),
-                                                  dtype).reshape(rows, cols)
-            done += rows
-        out.flush()
-        del out
-    return np.load(path, mmap_mode="r")
+def on_disk(files, path: Path, progress):
+    """Frames of every file appended, a file at a time, to the HDF5 dataset 'frames' of
+    ``path`` (written once; removed again if a file cannot be read); returns it for reading."""
+    import h5py
+    try:
+        with h5py.File(path, "w") as out:
+            for X in each_file(files, progress):
+                if "frames" not in out:
+                    out.create_dataset("frames", shape=(0, X.shape[1]), dtype=X.dtype,
+                                       maxshape=(None, X.shape[1]), chunks=True)
+                frames = out["frames"]
+                done = frames.shape[0]
+                frames.resize(done + len(X), axis=0)
+                frames[done:] = X
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return h5py.File(path, "r")["frames"]
 
 
 def train(X, M: int, cvtype: str, iters: int, tol: float, seed: int, progress):
@@ -99,7 +105,7 @@ def on_cluster(args, X, progress):
     import dask.array as da
     from distributed import Client
     with Client(args.scheduler, timeout="30s"):
-        rows = max(1, (64 << 20) // (X.shape[1] * X.itemsize))
+        rows = max(1, (64 << 20) // (X.shape[1] * X.dtype.itemsize))
         frames = da.from_array(np.asarray(X), chunks=(rows, X.shape[1])).persist()
         return train(frames, args.M, args.cvtype, args.iters, args.tol, args.seed, progress)
 
@@ -129,7 +135,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out-of-core", action="store_true",
                         help="stream the frames from a file on disk instead of memory")
     parser.add_argument("--frames", type=Path,
-                        help="with --out-of-core: where to write the frames (.npy)")
+                        help="with --out-of-core: where to write the frames (HDF5)")
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="train on the Dask cluster at this scheduler address")
     args = parser.parse_args(argv)
@@ -144,7 +150,7 @@ def main(argv=None) -> int:
         files = feature_files(args.folder)
         with tempfile.TemporaryDirectory() as tmp:
             if args.out_of_core:
-                X = on_disk(files, args.frames or Path(tmp) / "frames.npy", progress)
+                X = on_disk(files, args.frames or Path(tmp) / "frames.h5", progress)
             else:
                 X = in_memory(files, progress)
             if args.scheduler:

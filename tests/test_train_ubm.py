@@ -30,7 +30,7 @@ def corpus(tmp_path):
 def test_in_memory_and_out_of_core_write_the_same_model(tmp_path, capsys):
     folder, X = corpus(tmp_path)
     models = []
-    for extra in ([], ["--out-of-core", "--frames", str(tmp_path / "f.npy")]):
+    for extra in ([], ["--out-of-core", "--frames", str(tmp_path / "f.h5")]):
         out = tmp_path / f"ubm{len(models)}.h5"
         assert train_ubm.main([str(folder), "-M", "8", "-o", str(out), "--iters", "6",
                                *extra]) == 0
@@ -40,7 +40,8 @@ def test_in_memory_and_out_of_core_write_the_same_model(tmp_path, capsys):
             assert len(f.attrs["files"]) == 2 and len(f.attrs["loglik_per_frame"]) == 6
             assert np.all(np.diff(f.attrs["loglik_per_frame"]) > -1e-6)     # EM climbs
     assert "8 Gaussians (diag) over 2 file(s)" in capsys.readouterr().out
-    np.testing.assert_allclose(np.load(tmp_path / "f.npy"), X)
+    with h5py.File(tmp_path / "f.h5") as f:
+        np.testing.assert_allclose(f["frames"][()], X)
     for name in models[0]:
         np.testing.assert_allclose(models[0][name], models[1][name], rtol=1e-4, atol=1e-4)
 
@@ -70,7 +71,7 @@ def test_bad_folders_give_one_error_line(tmp_path, capsys, case):
         write_htk(folder / "a.htk", np.ones((50, 3), np.float32))
         write_htk(folder / "b.htk", np.ones((50, 4), np.float32))
     rc = train_ubm.main([str(folder), "-M", "2", "-o", str(tmp_path / "u.h5"),
-                         "--out-of-core"])
+                         "--out-of-core", "--frames", str(tmp_path / "f.h5")])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and err[0].startswith("train_ubm.py: error:")
-    assert not (tmp_path / "u.h5").exists()
+    assert not (tmp_path / "u.h5").exists() and not (tmp_path / "f.h5").exists()
