@@ -16,20 +16,10 @@ import numpy as np
 
 from em.backends.base import Backend, Prepared
 from em.contract import Stats
-from em.distributed import is_dask
+from em.sources import rows_at
 from em.validation import check_data
 
 CHUNK_MB = float(os.environ.get("EM_CHUNK_MB", 64))
-
-
-def on_disk(data) -> bool:
-    """Whether ``data`` is an array to stream rather than to load."""
-    if isinstance(data, np.memmap):
-        return True
-    if isinstance(data, np.ndarray) or is_dask(data):
-        return False
-    return all(hasattr(data, a) for a in ("shape", "dtype", "__getitem__")) \
-        and len(getattr(data, "shape", ())) == 2
 
 
 class DiskRows:
@@ -68,15 +58,12 @@ class DiskRows:
             else np.ascontiguousarray(out)
 
     def __getitem__(self, index):
-        """Rows by integer indices in any order (h5py wants them sorted and distinct)."""
-        idx = np.asarray(index)
-        if idx.ndim != 1 or idx.dtype.kind not in "iu":
-            raise TypeError("DiskRows takes a 1-D array of row indices")
-        order, inverse = np.unique(idx, return_inverse=True)
-        rows = self._pread([(int(r), 1) for r in order]) if self._file is not None \
-            else np.asarray(self.data[order])
-        return check_data(rows.astype(self.dtype, copy=False), self.shape[1],
-                          self.name)[inverse]
+        """Rows by integer index, in any order (h5py wants them sorted and distinct)."""
+        def fetch(order):
+            rows = self._pread([(int(r), 1) for r in order]) if self._file is not None \
+                else np.asarray(self.data[order])
+            return check_data(rows.astype(self.dtype, copy=False), self.shape[1], self.name)
+        return rows_at(index, fetch)
 
 
 class Chunked(Backend):

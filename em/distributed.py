@@ -16,10 +16,7 @@ import numpy as np
 
 from em.backends.base import Backend, Prepared
 from em.contract import Stats
-
-
-def is_dask(data) -> bool:
-    return type(data).__module__.split(".")[0] == "dask" and hasattr(data, "chunks")
+from em.sources import rows_at
 
 
 def _backend(name):
@@ -50,8 +47,7 @@ class _Rows:
         self.array, self.shape, self.dtype = X, X.shape, np.dtype(X.dtype)
 
     def __getitem__(self, index):
-        order, inverse = np.unique(np.asarray(index), return_inverse=True)
-        return np.asarray(self.array[order].compute())[inverse]
+        return rows_at(index, lambda order: np.asarray(self.array[order].compute()))
 
 
 class Dask(Backend):

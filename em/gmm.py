@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from em import backends, fit as driver
-from em.chunks import Chunked, DiskRows, on_disk
-from em.distributed import Dask, is_dask
 from em.models import gaussian as G
 from em.models.gmm import EM, GaussianParams, pooled_cov
 from em.seeding import data_moments, distinct_rows
+from em.sources import route
 from em.validation import (check_cvtype, check_data, check_params, check_int, check_real,
                            check_sample_weight)
 
@@ -113,7 +112,7 @@ class GMM:
         ``loglik=False`` skips the scoring pass that computes the returned value (one pass over
         the data, a quarter of the time of 3 iterations) and returns None.
         """
-        backend, X = self._route(data)
+        backend, X = route(self.backend, data, self.D)
         weight = check_sample_weight(sample_weight, X.shape[0])
         if num_iters is not None:
             n = check_int(num_iters, "num_iters", 0)
@@ -160,20 +159,8 @@ class GMM:
     # -- scoring -------------------------------------------------------------------------
     def _prepare(self, data):
         self._get("means")
-        backend, X = self._route(data)
+        backend, X = route(self.backend, data, self.D)
         return backend, backend.prepare(X)
-
-    def _route(self, data):
-        """(backend, data) for the passes: in-memory data checked; an array on disk
-        (:mod:`em.chunks`) or a dask array (:mod:`em.distributed`) behind the backend that
-        streams it or sends the passes to its workers."""
-        if not (on_disk(data) or is_dask(data)):
-            return self.backend, check_data(data, self.D)
-        X, backend = (data, Dask(self.backend)) if is_dask(data) else \
-            (DiskRows(data), Chunked(self.backend))
-        if len(X.shape) != 2 or X.shape[1] != self.D:
-            raise ValueError(f"data has shape {X.shape} but the model has D={self.D} features")
-        return backend, X
 
     def score(self, data) -> np.ndarray:
         """Per-sample log-likelihoods (N,), float64; sum or average them for totals.  Data on
