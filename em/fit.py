@@ -55,7 +55,8 @@ def run(model, params, backend, prep, *, max_iter: int, stop, test=None,
         score_last: bool = True, on_iter=None) -> Result:
     """Iterate pass -> criterion -> update from ``params`` until ``stop(history)`` says so
     or ``max_iter`` updates were made; the parameters after the last update are scored too
-    unless ``score_last`` is False.  ``stop`` sees the tracked history (test if given).
+    unless ``score_last`` is False.  ``test``: (backend, prepared) held-out data, scored
+    each iteration; ``stop`` sees the tracked history (test if given).
     ``on_iter(i, params, result)`` is called with each scored parameter set."""
     res = Result(params, params, 0, False)
     best = -np.inf
@@ -69,7 +70,7 @@ def run(model, params, backend, prep, *, max_iter: int, stop, test=None,
             stats = backend.fused_stats(prep, form, hard=model.hard)
             res.history.append(model.objective(params, finite(stats.loglik)))
         if test is not None:
-            res.test_history.append(criterion(model, backend, test, params))
+            res.test_history.append(criterion(model, *test, params))
         tracked = res.test_history if test is not None else res.history
         if tracked[-1] > best:
             best, res.best = tracked[-1], params

@@ -13,6 +13,7 @@ import math
 from abc import ABC, abstractmethod
 import time
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 
@@ -23,7 +24,8 @@ from em.models import gaussian as G
 from em.models.gmm import EM, GaussianParams, pooled_cov
 from em.models.kmeans import Kmeans as KmeansModel, KmeansParams, centre_form
 from em.models.variational import Prior, Variational, VariationalParams
-from em.validation import check_data, check_int, check_real
+from em.sources import in_memory, route
+from em.validation import check_int, check_real
 
 COVARIANCE_TYPES = ("full", "diag", "spherical")
 SEEDS = ("random", "plus", "AF_KMC")
@@ -85,20 +87,21 @@ class _Mixture(ABC):
 
     # -- the subclasses' hooks -----------------------------------------------------------
     @abstractmethod
-    def _model(self, prep):
+    def _model(self, backend, prep):
         """The model's hooks for :func:`em.fit.run` (``em.models``)."""
 
     @abstractmethod
-    def _read(self, group, prep, means, log_w):
+    def _read(self, group, backend, prep, means, log_w):
         """Set ``_params`` from an h5py group whose means and log weights are read."""
 
-    def _fitted(self, prep):
+    def _fitted(self, backend, prep):
         """Called after :meth:`fit` with the prepared training data."""
 
     # -- fitting -------------------------------------------------------------------------
     def fit(self, points_data, points_test=None, tol=1e-3, patience=None, n_iter_max=100,
             n_iter_fix=None, saving=None, file_name="model", saving_iter=2, verbose=False):
-        """Train on ``points_data`` (n_points, dim).
+        """Train on ``points_data`` (n_points, dim): an array, or one on disk (memmap, h5py
+        dataset: streamed in chunks) or a dask array (passes run on its workers).
 
         Stops when the criterion per point grows by less than ``tol`` (``patience`` more
         times), after ``n_iter_max`` iterations, or after exactly ``n_iter_fix``.  With
@@ -107,24 +110,23 @@ class _Mixture(ABC):
         (groups 'init', 'iterN', 'best') into ``file_name + '.h5'``.  Nothing is printed
         unless ``verbose``: then one line per iteration with its criteria.
         """
-        X = check_data(points_data, name="points_data")
-        Xt = None if points_test is None else check_data(points_test, X.shape[1], "points_test")
+        backend, prep = _placed(self._backend, points_data, None, "points_data")
         tol = check_real(tol, "tol")
         patience = 0 if patience is None else check_int(patience, "patience", 0)
         max_iter = check_int(n_iter_max, "n_iter_max", 0) if n_iter_fix is None \
             else check_int(n_iter_fix, "n_iter_fix", 0)
         due = _saving_rule(saving, saving_iter)
-        prep = self._backend.prepare(X)
-        test = None if Xt is None else self._backend.prepare(Xt)
-        if self._params is not None and self.means.shape[1] != X.shape[1]:
-            raise ValueError(f"points_data has {X.shape[1]} columns but the model has "
+        test = None if points_test is None else \
+            _placed(self._backend, points_test, prep.D, "points_test")
+        if self._params is not None and self.means.shape[1] != prep.D:
+            raise ValueError(f"points_data has {prep.D} columns but the model has "
                              f"dim={self.means.shape[1]}")
         if not (isinstance(self.init, str) and self.init == "user") or self._params is None:
             self._prior = None
             self._rng = np.random.default_rng(self.random_state)   # an int seed: same fit
-            self._initialize(prep, test)
+            self._initialize(backend, prep, test)
             self.iter = 0
-        model = self._model(prep)
+        model = self._model(backend, prep)
         path = f"{file_name}.h5"
         if saving is not None:
             _write_group(path, "w", "init", self)
@@ -152,26 +154,26 @@ class _Mixture(ABC):
                 self._params, self.iter = params, base + i
                 _write_group(path, "a", f"iter{base + i}", self)
 
-        norm = (test or prep).N
-        res = driver.run(model, self._params, self._backend, prep, max_iter=max_iter,
+        norm = (prep if test is None else test[1]).N
+        res = driver.run(model, self._params, backend, prep, max_iter=max_iter,
                          stop=stop, test=test, on_iter=on_iter)
         self._params = res.best if test is not None else res.params
         self.iter = base + res.n_iter
         sign = self._sign
         self.convergence_criterion_data = [sign * c for c in res.history]
         self.convergence_criterion_test = [sign * c for c in res.test_history]
-        self._fitted(prep)
+        self._fitted(backend, prep)
         if saving is not None:
             _write_group(path, "a", "best", self)
         return self
 
     _sign = 1.0          # k-means reports the distortion, the driver maximises its negative
 
-    def _initialize(self, prep, test):
+    def _initialize(self, backend, prep, test):
         """Parameters from ``init``: responsibilities (given, or hard ones from seeded
         centres, or soft ones from a fitted model) through the model's update, or directly
         means / covariances / weights (``type_init='mcw'``)."""
-        model = self._model(prep)
+        model = self._model(backend, prep)
         K = self.n_components
         if prep.N < K:
             raise ValueError(f"cannot initialise {K} components from {prep.N} points")
@@ -179,6 +181,9 @@ class _Mixture(ABC):
             if self.init.shape[0] != prep.N:
                 raise ValueError(f"init responsibilities have {self.init.shape[0]} rows but "
                                  f"points_data has {prep.N}")
+            if not isinstance(prep.X, np.ndarray):
+                raise ValueError("init responsibilities need points_data in memory (it is on "
+                                 "disk or in a dask array): use a named init")
             full = G.kernel_cvtype(self.covariance_type) == "full"
             self._params = model.m_step(stats_from_resp(prep.X, self.init, full))
             return
@@ -186,64 +191,67 @@ class _Mixture(ABC):
             cls = GaussianMixture if self.init == "GMM" else VariationalGaussianMixture
             first = cls(K, covariance_type=self.covariance_type, reg_covar=self.reg_covar,
                         random_state=self._rng, backend=self._backend)
-            first.fit(prep.X, None if test is None else test.X)
+            first.fit(_Placed(backend, prep), None if test is None else _Placed(*test))
             if self.type_init == "mcw":
                 w = np.exp(first.log_weights - np.logaddexp.reduce(first.log_weights))
                 self._params = model.from_moments(w, first.means, first.cov, prep.N)
                 return
-            form = first._model(prep).form(first._params)
-            self._params = model.m_step(self._backend.fused_stats(prep, form))
+            form = first._model(backend, prep).form(first._params)
+            self._params = model.m_step(backend.fused_stats(prep, form))
             return
-        means = self._seed_means(prep)
+        means = self._seed_means(backend, prep)
         if self.type_init == "mcw":
-            cov = seeding.data_moments(self._backend, prep, self.covariance_type)[1]
+            cov = seeding.data_moments(backend, prep, self.covariance_type)[1]
             cov = pooled_cov(cov, self.covariance_type, self.reg_covar)
             cov = np.repeat(np.asarray(cov)[None], K, axis=0)
             self._params = model.from_moments(np.full(K, 1.0 / K), means, cov, prep.N)
             return
-        self._params = model.m_step(self._assign(prep, means))
+        self._params = model.m_step(self._assign(backend, prep, means))
 
-    def _assign(self, prep, means):
+    def _assign(self, backend, prep, means):
         """Statistics of the hard assignment of every point to its nearest mean."""
         form = centre_form(means, G.kernel_cvtype(self.covariance_type))
-        return self._backend.fused_stats(prep, form, hard=True)
+        return backend.fused_stats(prep, form, hard=True)
 
-    def _seed_means(self, prep):
+    def _seed_means(self, backend, prep):
         K, rng = self.n_components, self._rng
         if self.init == "random":
             return prep.X[seeding.distinct_rows(prep, K, rng)].astype(np.float64)
         if self.init == "plus":
-            return seeding.plus_plus(self._backend, prep, K, rng)
+            return seeding.plus_plus(backend, prep, K, rng)
         if self.init == "AF_KMC":
-            return seeding.afk_mc2(self._backend, prep, K, rng)
+            return seeding.afk_mc2(backend, prep, K, rng)
         km = Kmeans(K, init="plus", random_state=rng, backend=self._backend)
-        return km.fit(prep.X).means
+        return km.fit(_Placed(backend, prep)).means
 
     # -- using a model -------------------------------------------------------------------
     def _prep(self, points):
+        """(backend, prepared points): in memory (one point may be 1-D), on disk or dask."""
         D = self.means.shape[1]
-        X = np.asarray(points)
-        if X.ndim == 1 and X.shape[0] == D:
-            X = X.reshape(1, D)
-        return self._backend.prepare(check_data(X, D, "points"))
+        if in_memory(points):
+            points = np.asarray(points)
+            if points.ndim == 1 and points.shape[0] == D:
+                points = points.reshape(1, D)
+        return _placed(self._backend, points, D, "points")
 
     def predict_log_resp(self, points) -> np.ndarray:
         """(n_points, n_components) normalised log responsibilities."""
-        prep = self._prep(points)
-        return self._backend.log_posteriors(prep, self._model(prep).form(self._params))[1]
+        backend, prep = self._prep(points)
+        form = self._model(backend, prep).form(self._params)
+        return backend.log_posteriors(prep, form)[1]
 
     def score(self, points) -> float:
         """The convergence criterion on ``points`` (log-likelihood, evidence lower bound, or
         k-means distortion), summed over the points."""
-        prep = self._prep(points)
-        return self._sign * driver.criterion(self._model(prep), self._backend, prep,
+        backend, prep = self._prep(points)
+        return self._sign * driver.criterion(self._model(backend, prep), backend, prep,
                                              self._params)
 
     def simplified_model(self, points):
         """A copy without the components that are the most likely one for no point; weights
         renormalised."""
-        prep = self._prep(points)
-        won = self._backend.argmax(prep, self._model(prep).form(self._params))
+        backend, prep = self._prep(points)
+        won = backend.argmax(prep, self._model(backend, prep).form(self._params))
         keep = np.unique(won)
         new = copy.copy(self)
         new._params = self._params.subset(keep)
@@ -277,11 +285,11 @@ class _Mixture(ABC):
     def read_and_init(self, group, points) -> None:
         """Initialise from a group written by :meth:`write` (any model of the family, or
         megamix); ``points`` supply what the file lacks (a k-means file has no covariances)."""
-        X = check_data(points, name="points")
         means = _dataset(group, "means", 2)
-        if means.shape[1] != X.shape[1]:
+        backend, prep = _placed(self._backend, points, None, "points")
+        if means.shape[1] != prep.D:
             raise ValueError(f"{_where(group)}: means have {means.shape[1]} columns but points "
-                             f"have {X.shape[1]}")
+                             f"have {prep.D}")
         K = means.shape[0]
         log_w = _dataset(group, "log_weights", 1)
         if log_w.shape != (K,):
@@ -291,18 +299,18 @@ class _Mixture(ABC):
             warnings.warn(f"em: the file's model has {K} components (not "
                           f"{self.n_components}); using {K}", EMWarning, stacklevel=2)
             self.n_components = K
-        prep = self._backend.prepare(X)
-        self._read(group, prep, means, log_w)
+        self._read(group, backend, prep, means, log_w)
         self.iter = int(group.attrs.get("iter", 0))
         self.init = "user"
 
-    def _read_cov(self, group, prep, means):
+    def _read_cov(self, group, backend, prep, means):
         """The file's covariances, or (k-means file) those of the points assigned to each
         mean, with a warning."""
         if "cov" not in group:
             warnings.warn(f"em: {_where(group)} has no covariances (a k-means model?); they are "
                           "estimated from the points nearest each mean", EMWarning, stacklevel=3)
-            return G.moments(self._assign(prep, means), self.covariance_type, self.reg_covar)[2]
+            return G.moments(self._assign(backend, prep, means), self.covariance_type,
+                             self.reg_covar)[2]
         cov = _dataset(group, "cov", None)
         K, D = means.shape
         want = {"full": (K, D, D), "diag": (K, D), "spherical": (K,)}[self.covariance_type]
@@ -333,32 +341,32 @@ class Kmeans(_Mixture):
         with np.errstate(divide="ignore"):
             return np.log(self._shares)
 
-    def _model(self, prep):
+    def _model(self, backend, prep):
         return KmeansModel()
 
-    def _initialize(self, prep, test):
+    def _initialize(self, backend, prep, test):
         if prep.N < self.n_components:
             raise ValueError(f"cannot initialise {self.n_components} clusters from "
                              f"{prep.N} points")
-        self._params = KmeansParams(self._seed_means(prep))
+        self._params = KmeansParams(self._seed_means(backend, prep))
 
     def predict_assignements(self, points) -> np.ndarray:
         """(n_points, n_components) one-hot assignment to the nearest mean."""
-        prep = self._prep(points)
-        won = self._backend.argmax(prep, centre_form(self._params.means))
+        backend, prep = self._prep(points)
+        won = backend.argmax(prep, centre_form(self._params.means))
         out = np.zeros((prep.N, len(self._params.means)))
         out[np.arange(prep.N), won] = 1.0
         return out
 
-    def _fitted(self, prep):
-        N = self._backend.fused_stats(prep, centre_form(self._params.means), hard=True).N
+    def _fitted(self, backend, prep):
+        N = backend.fused_stats(prep, centre_form(self._params.means), hard=True).N
         self._shares = N / N.sum()
 
     def _subset_extra(self, new, keep):
         if self._shares is not None:
             new._shares = self._shares[keep] / self._shares[keep].sum()
 
-    def _read(self, group, prep, means, log_w):
+    def _read(self, group, backend, prep, means, log_w):
         self._params = KmeansParams(means)
         self._shares = np.exp(log_w)
 
@@ -372,11 +380,11 @@ class GaussianMixture(_Mixture):
 
     cov = property(lambda self: self._get("cov"), doc="covariances in the covariance type's shape")
 
-    def _model(self, prep):
+    def _model(self, backend, prep):
         return EM(self.covariance_type, self.reg_covar)
 
-    def _read(self, group, prep, means, log_w):
-        cov = self._read_cov(group, prep, means)
+    def _read(self, group, backend, prep, means, log_w):
+        cov = self._read_cov(group, backend, prep, means)
         w = _dataset(group, "weights", 1) if "weights" in group else \
             np.exp(log_w - np.logaddexp.reduce(log_w))
         if w.shape != log_w.shape or (w < 0).any():
@@ -416,12 +424,12 @@ class VariationalGaussianMixture(_Mixture):
 
     _sticks = False
 
-    def _model(self, prep):
+    def _model(self, backend, prep):
         if self._prior is None:
-            self._prior = self._make_prior(prep)
+            self._prior = self._make_prior(backend, prep)
         return Variational(self.covariance_type, self.reg_covar, self._prior)
 
-    def _make_prior(self, prep, **given):
+    def _make_prior(self, backend, prep, **given):
         D = prep.D
         nu_0 = given.get("nu_0", self.nu_0 if self.nu_0 is not None else float(D))
         if nu_0 < D:
@@ -430,7 +438,7 @@ class VariationalGaussianMixture(_Mixture):
         mean = given.get("means_prior", self._means_prior)
         cov = given.get("cov_prior", self._cov_prior)
         if mean is None or cov is None:
-            data_mean, data_cov = seeding.data_moments(self._backend, prep,
+            data_mean, data_cov = seeding.data_moments(backend, prep,
                                                        self.covariance_type)
             data_cov = data_cov * prep.N / max(prep.N - 1, 1)
             mean = data_mean if mean is None else mean
@@ -463,8 +471,8 @@ class VariationalGaussianMixture(_Mixture):
             group.create_dataset(name, data=getattr(p, name))
         group.attrs["pypcoeff"] = pr.pypcoeff
 
-    def _read(self, group, prep, means, log_w):
-        cov = self._read_cov(group, prep, means)
+    def _read(self, group, backend, prep, means, log_w):
+        cov = self._read_cov(group, backend, prep, means)
         given = {}
         if "initial parameters" in group:
             init = _dataset(group, "initial parameters", 1)
@@ -479,7 +487,7 @@ class VariationalGaussianMixture(_Mixture):
                           "constructor or the points", EMWarning, stacklevel=3)
         if self._sticks and "pypcoeff" in group.attrs:
             given["pypcoeff"] = _pypcoeff(group.attrs["pypcoeff"])
-        self._prior = self._make_prior(prep, **given)
+        self._prior = self._make_prior(backend, prep, **given)
         self.pypcoeff = self._prior.pypcoeff
         model = Variational(self.covariance_type, self.reg_covar, self._prior)
         K = means.shape[0]
@@ -511,6 +519,22 @@ class DPVariationalGaussianMixture(VariationalGaussianMixture):
                          cov_wishart_prior, reg_covar, type_init, covariance_type,
                          random_state, backend)
         self.pypcoeff = _pypcoeff(pypcoeff)
+
+
+class _Placed(NamedTuple):
+    """Data placed for passes: the backend that runs them and the prepared data."""
+
+    backend: object
+    prep: object
+
+
+def _placed(backend, points, D, name) -> _Placed:
+    """``points`` routed (:func:`em.sources.route`) and prepared; already placed points (a
+    model fitted inside another's initialisation) as they are."""
+    if isinstance(points, _Placed):
+        return points
+    backend, X = route(backend, points, D, name)
+    return _Placed(backend, backend.prepare(X))
 
 
 def stats_from_resp(X, resp, full: bool) -> Stats:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from distributed import Client, LocalCluster
 
+import em.mixture
 from em import GMM
 
 
@@ -71,3 +72,19 @@ def test_a_worker_lost_mid_fit_changes_nothing():
     for name in ("weights", "means", "covars"):
         np.testing.assert_allclose(getattr(g.components, name), getattr(ref.components, name),
                                    rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: em.mixture.GaussianMixture(5, "diag", init="kmeans", random_state=3),
+    lambda: em.mixture.DPVariationalGaussianMixture(5, init="plus", random_state=3),
+], ids=["gmm", "dpgmm"])
+def test_the_model_family_fits_a_dask_array_on_a_local_cluster(cluster, make):
+    X, Xt = frames(24000, 5, seed=3), frames(6000, 5, seed=4)
+    ref = make().fit(X.compute(), Xt.compute(), n_iter_max=10)
+    with Client(cluster):
+        m = make().fit(X, Xt, n_iter_max=10)
+        assert m.score(Xt) == pytest.approx(ref.score(Xt.compute()), rel=1e-10)
+    np.testing.assert_allclose(m.convergence_criterion_test, ref.convergence_criterion_test,
+                               rtol=1e-10)
+    np.testing.assert_allclose(m.means, ref.means, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(m.cov, ref.cov, rtol=1e-10, atol=1e-12)

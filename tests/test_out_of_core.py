@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import em.chunks
+import em.mixture
 from em import GMM
 
 
@@ -75,3 +76,40 @@ def test_bad_values_in_a_late_chunk_are_named(monkeypatch):
         GMM(2, X.shape[1], "diag", seed=0).train(Recorder(X), 2)
     with pytest.raises(ValueError, match=r"shape \(20000, 6\) but the model has D=5"):
         GMM(2, 5, "diag", seed=0).train(Recorder(X), 2)
+
+
+FAMILY = [
+    lambda: em.mixture.Kmeans(4, init="plus", random_state=1),
+    lambda: em.mixture.GaussianMixture(4, "full", init="AF_KMC", random_state=1),
+    lambda: em.mixture.VariationalGaussianMixture(4, init="GMM", covariance_type="diag",
+                                                  random_state=1),
+    lambda: em.mixture.DPVariationalGaussianMixture(4, init="kmeans", pypcoeff=0.1,
+                                                    covariance_type="spherical", random_state=1),
+]
+
+
+@pytest.mark.parametrize("make", FAMILY, ids=["kmeans", "gmm", "vbgmm", "dpgmm"])
+def test_the_model_family_fits_and_scores_arrays_on_disk(tmp_path, make, monkeypatch):
+    X, Xt = data(N=12000, seed=4), data(N=3000, seed=5)
+    np.save(tmp_path / "x.npy", X)
+    np.save(tmp_path / "t.npy", Xt)
+    ref = make().fit(X, Xt, n_iter_max=12)
+    monkeypatch.setattr(em.chunks, "CHUNK_MB", 0.1)           # ~2200 rows a chunk
+    disk, disk_t = (np.load(tmp_path / f, mmap_mode="r") for f in ("x.npy", "t.npy"))
+    m = make().fit(disk, disk_t, n_iter_max=12)
+    np.testing.assert_allclose(m.convergence_criterion_test, ref.convergence_criterion_test,
+                               rtol=1e-9)
+    np.testing.assert_allclose(m.means, ref.means, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(m.log_weights, ref.log_weights, rtol=1e-9, atol=1e-11)
+    assert m.score(disk_t) == pytest.approx(ref.score(Xt), rel=1e-10)
+    np.testing.assert_allclose(m.predict_log_resp(disk), ref.predict_log_resp(X),
+                               rtol=1e-7, atol=1e-9)
+
+
+def test_array_init_of_data_on_disk_is_refused_clearly(tmp_path):
+    X = data(N=500)
+    np.save(tmp_path / "x.npy", X)
+    resp = np.eye(3)[np.arange(500) % 3]
+    model = em.mixture.GaussianMixture(3, init=resp)
+    with pytest.raises(ValueError, match="need points_data in memory"):
+        model.fit(np.load(tmp_path / "x.npy", mmap_mode="r"))
