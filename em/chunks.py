@@ -23,12 +23,13 @@ CHUNK_MB = float(os.environ.get("EM_CHUNK_MB", 64))
 
 
 class DiskRows:
-    """Rows of an on-disk array, read on demand as C-contiguous native floats."""
+    """Rows of an on-disk array, read on demand as C-contiguous native floats (``dtype``, by
+    default the array's own float type)."""
 
-    def __init__(self, data, name: str = "data"):
+    def __init__(self, data, name: str = "data", dtype=None):
         self.data, self.name = data, name
         self.shape = tuple(int(n) for n in data.shape)
-        kind = np.dtype(data.dtype)
+        kind = np.dtype(data.dtype if dtype is None else dtype)
         self.dtype = kind if kind in (np.float32, np.float64) else np.dtype(np.float64)
         top = isinstance(data, np.memmap) and isinstance(data.base, mmap.mmap) \
             and data.flags.c_contiguous and data.dtype.isnative

@@ -10,8 +10,14 @@ change of scikit-learn's lower bound, its entropy term taken from the pass's sta
 k-means on the squared centre shift, scaled as scikit-learn scales it), the same iteration
 count.  The variational M-step and lower bound are scikit-learn's own methods.
 
-Not run here (scikit-learn's own code runs, on the same estimator): ``covariance_type='tied'``
-(no tied kernels), and k-means with non-uniform ``sample_weight``.
+``fit`` also takes X on disk (``np.memmap``, ``np.load(..., mmap_mode='r')``, an h5py dataset)
+or in a dask array: the passes run where X lies (:mod:`em.sources`), scikit-learn's checks and
+initialisation run on at most :data:`INIT_ROWS` of its rows drawn at random (all of them when X
+has fewer), and ``predict`` / ``predict_proba`` / ``score_samples`` / ``score`` score such X
+where it lies too.
+
+Not run here (scikit-learn's own code runs, on the same estimator, X in memory):
+``covariance_type='tied'`` (no tied kernels), and k-means with non-uniform ``sample_weight``.
 """
 from __future__ import annotations
 
@@ -25,31 +31,86 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky
 from sklearn.utils import check_random_state
 from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
-from sklearn.utils.validation import _check_sample_weight, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from em import backends, fit as driver
 from em.models import gaussian as G
 from em.models.gmm import EM, GaussianParams
 from em.models.kmeans import Kmeans as _KmeansModel, KmeansParams
 from em.models.variational import Variational, VariationalParams, expected_log_weights
+from em.seeding import data_moments
+from em.sources import in_memory, route
+
+INIT_ROWS = 100_000
+"""X on disk or in a dask array: scikit-learn's checks and initialisation see at most this
+many of its rows (drawn at random, kept in order); the iterations see all of them."""
+
+
+def _place(est, X, dtype=None):
+    """(backend, prepared X, rows of X in memory for scikit-learn's checks and
+    initialisation) for X on disk or in a dask array."""
+    backend, X = route(backends.get_backend(est.backend), X, name="X", dtype=dtype)
+    prep = backend.prepare(X)
+    rows = np.arange(prep.N)
+    if prep.N > INIT_ROWS:
+        seed = check_random_state(est.random_state).randint(2**31)
+        rows = np.sort(np.random.default_rng(seed).choice(prep.N, INIT_ROWS, replace=False))
+    return backend, prep, prep.X[rows]
+
+
+def _where_it_lies(est, X, form, method, **options):
+    """The backend's ``method`` (loglik, argmax, log_posteriors, fused_stats) of ``form`` on X
+    on disk or in a dask array, run where X lies."""
+    backend, X = route(backends.get_backend(est.backend), X, est.n_features_in_, "X",
+                       getattr(est, "_pass_dtype", None))
+    return getattr(backend, method)(backend.prepare(X), form, **options)
 
 
 class _OnOurBackends:
     """``fit_predict`` of the mixtures: scikit-learn's checks and its ``n_init`` /
     ``warm_start`` loop around ``_trial(backend, prep)(first)`` (one initialised run of the
-    iterations on our backend), then ``_set_from(best parameters)``."""
+    iterations on our backend), then ``_set_from(best parameters)``; ``_form()`` is the
+    fitted model's scoring form (for X that is not in memory)."""
 
     _pass_dtype = None                           # the data's own float dtype
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit_predict(self, X, y=None):
         if self.covariance_type == "tied":      # no tied kernels: scikit-learn's own code
+            if not in_memory(X):
+                raise ValueError("covariance_type='tied' runs scikit-learn's own code, which "
+                                 "needs X in memory")
             return super().fit_predict(X, y)
-        X = _validated(self, X)
-        backend = backends.get_backend(self.backend)
-        prep = backend.prepare(np.ascontiguousarray(X, dtype=self._pass_dtype))
-        self._set_from(_best_trial(self, X, self._trial(backend, prep)))
+        if in_memory(X):
+            X = sample = _validated(self, X)
+            backend = backends.get_backend(self.backend)
+            prep = backend.prepare(np.ascontiguousarray(X, dtype=self._pass_dtype))
+        else:
+            backend, prep, sample = _place(self, X, self._pass_dtype)
+            sample = _validated(self, sample)
+            self._from_all_rows(backend, prep)
+        self._set_from(_best_trial(self, sample, self._trial(backend, prep)))
         return self.predict(X)
+
+    def _from_all_rows(self, backend, prep):
+        """Set what scikit-learn's checks took from the rows in memory from all of X."""
+
+    def _scored(self, X, method):
+        check_is_fitted(self)
+        return _where_it_lies(self, X, self._form(), method)
+
+    def score_samples(self, X):
+        return super().score_samples(X) if in_memory(X) else self._scored(X, "loglik")
+
+    def score(self, X, y=None):
+        return super().score(X, y) if in_memory(X) else float(self.score_samples(X).mean())
+
+    def predict(self, X):
+        return super().predict(X) if in_memory(X) else self._scored(X, "argmax")
+
+    def predict_proba(self, X):
+        return super().predict_proba(X) if in_memory(X) else \
+            np.exp(self._scored(X, "log_posteriors")[1])
 
 
 class GaussianMixture(_OnOurBackends, _sk_mixture.GaussianMixture):
@@ -81,6 +142,10 @@ class GaussianMixture(_OnOurBackends, _sk_mixture.GaussianMixture):
         cov = np.asarray(params.cov, dtype=np.float64)
         self._set_parameters((np.asarray(params.weights), np.asarray(params.means), cov,
                               _compute_precision_cholesky(cov, self.covariance_type)))
+
+    def _form(self):
+        return EM(self.covariance_type, self.reg_covar).form(
+            GaussianParams(self.weights_, self.means_, self.covariances_))
 
 
 def _validated(est, X):
@@ -172,6 +237,18 @@ class BayesianGaussianMixture(_OnOurBackends, _sk_mixture.BayesianGaussianMixtur
     def _set_from(self, params):
         self._set_parameters(params)
 
+    def _form(self):
+        return _VariationalHooks(self).form(_Bounded(self._get_parameters(), 0.0))
+
+    def _from_all_rows(self, backend, prep):
+        """The priors scikit-learn takes from X (mean and covariance), from all its rows."""
+        mean, cov = data_moments(backend, prep, self.covariance_type)
+        cov = cov * prep.N / max(prep.N - 1, 1)                # unbiased, as scikit-learn's
+        if self.mean_prior is None:
+            self.mean_prior_ = mean
+        if self.covariance_prior is None:
+            self.covariance_prior_ = cov.mean() if self.covariance_type == "spherical" else cov
+
 
 class _Bounded(NamedTuple):
     """scikit-learn's variational parameters (``_get_parameters()``) and the lower bound
@@ -259,12 +336,23 @@ class KMeans(_sk_cluster.KMeans):
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, sample_weight=None):
-        X = validate_data(self, X, accept_sparse="csr", dtype=[np.float64, np.float32],
-                          order="C", copy=self.copy_x, accept_large_sparse=False)
-        weighted = sample_weight is not None and \
-            not np.all(_check_sample_weight(sample_weight, X, dtype=X.dtype) == 1)
-        if weighted or hasattr(X, "toarray"):
-            return super().fit(X, y, sample_weight)
+        if in_memory(X):
+            X = validate_data(self, X, accept_sparse="csr", dtype=[np.float64, np.float32],
+                              order="C", copy=self.copy_x, accept_large_sparse=False)
+            weighted = sample_weight is not None and \
+                not np.all(_check_sample_weight(sample_weight, X, dtype=X.dtype) == 1)
+            if weighted or hasattr(X, "toarray"):
+                return super().fit(X, y, sample_weight)
+            backend = backends.get_backend(self.backend)
+            prep = backend.prepare(X)
+            tol = float(np.mean(np.var(X, axis=0)) * self.tol)
+        else:
+            if sample_weight is not None:
+                raise ValueError("sample_weight runs scikit-learn's own k-means, which needs X "
+                                 "in memory")
+            backend, prep, X = _place(self, X)
+            X = validate_data(self, X, dtype=[np.float64, np.float32], order="C")
+            tol = float(data_moments(backend, prep, "diag")[1].mean() * self.tol)
         self._check_params_vs_input(X)
         self._n_threads = _openmp_effective_n_threads()     # predict / transform use it
         random_state = check_random_state(self.random_state)
@@ -272,9 +360,6 @@ class KMeans(_sk_cluster.KMeans):
         if hasattr(init, "__array__"):
             init = np.asarray(init, dtype=X.dtype)
             self._validate_center_shape(X, init)
-        backend = backends.get_backend(self.backend)
-        prep = backend.prepare(X)
-        tol = float(np.mean(np.var(X, axis=0)) * self.tol)
         x_squared_norms = np.einsum("ij,ij->i", X, X)
         ones = np.ones(X.shape[0], dtype=X.dtype)
         best = None
@@ -295,6 +380,31 @@ class KMeans(_sk_cluster.KMeans):
         self.labels_, self.inertia_, self.n_iter_ = labels, inertia, n_iter
         return self
 
+    def predict(self, X):
+        if in_memory(X):
+            return super().predict(X)
+        check_is_fitted(self)
+        return _where_it_lies(self, X, _centres(self.cluster_centers_), "argmax")
+
+    def score(self, X, y=None, sample_weight=None):
+        if in_memory(X):
+            return super().score(X, y, sample_weight)
+        check_is_fitted(self)
+        if sample_weight is not None:
+            raise ValueError("sample_weight needs X in memory")
+        centres = np.asarray(self.cluster_centers_, dtype=np.float64)
+        stats = _where_it_lies(self, X, _centres(centres), "fused_stats", hard=True)
+        return -_distortion(stats, centres)
+
+
+def _centres(means):
+    return _KmeansModel().form(KmeansParams(np.asarray(means, dtype=np.float64)))
+
+
+def _distortion(stats, centres) -> float:
+    """sum_n min_k ||x_n - mu_k||^2 from a hard pass of the centres' form."""
+    return float(stats.about(centres).S2.sum())
+
 
 def _lloyd(backend, prep, centres, max_iter, tol):
     """Lloyd iterations as scikit-learn runs them, one fused pass each: stop when the squared
@@ -305,13 +415,12 @@ def _lloyd(backend, prep, centres, max_iter, tol):
     model = _KmeansModel()
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
-        stats = backend.fused_stats(prep, model.form(KmeansParams(centres)), hard=True)
+        stats = backend.fused_stats(prep, _centres(centres), hard=True)
         moved = np.where(stats.N[:, None] > 0, model.m_step(stats).means, centres)
         shift = float(((moved - centres) ** 2).sum())
         centres = moved
         if shift <= max(tol, 1e-24 * float((centres ** 2).sum())):
             break
-    labels = backend.argmax(prep, model.form(KmeansParams(centres)))
-    diff = prep.X - centres[labels].astype(prep.X.dtype)
-    inertia = float(np.einsum("ij,ij->", diff, diff, dtype=np.float64))
-    return centres, inertia, labels, n_iter
+    form = _centres(centres)
+    inertia = _distortion(backend.fused_stats(prep, form, hard=True), centres)
+    return centres, inertia, backend.argmax(prep, form), n_iter

@@ -3,6 +3,7 @@ the passes over it: the one routing rule of every ``train`` / ``fit`` / scoring 
 from __future__ import annotations
 
 import numpy as np
+from scipy import sparse
 
 from em.validation import check_data
 
@@ -13,30 +14,37 @@ def is_dask(data) -> bool:
 
 def on_disk(data) -> bool:
     """Whether ``data`` is an array to stream rather than to load: an ``np.memmap`` (also
-    from ``np.load(..., mmap_mode='r')``), an h5py dataset, any 2-D array-like with ``shape``,
-    ``dtype`` and row slicing."""
+    from ``np.load(..., mmap_mode='r')``), an h5py or zarr array, or any other 2-D array-like
+    with ``shape``, ``dtype`` and row slicing that numpy cannot take whole (no ``__array__``;
+    sparse matrices are in memory)."""
     if isinstance(data, np.memmap):
         return True
-    if isinstance(data, np.ndarray) or is_dask(data):
+    if isinstance(data, np.ndarray) or is_dask(data) or sparse.issparse(data):
         return False
-    return all(hasattr(data, a) for a in ("shape", "dtype", "__getitem__")) \
-        and len(getattr(data, "shape", ())) == 2
+    if type(data).__module__.split(".")[0] in ("h5py", "zarr"):
+        return True
+    return not hasattr(data, "__array__") and len(getattr(data, "shape", ())) == 2 \
+        and all(hasattr(data, a) for a in ("dtype", "__getitem__"))
 
 
 def in_memory(data) -> bool:
     return not (on_disk(data) or is_dask(data))
 
 
-def route(backend, data, D: int | None = None, name: str = "data"):
+def route(backend, data, D: int | None = None, name: str = "data", dtype=None):
     """(backend, X) for the passes: in-memory data checked and ``backend`` itself; an array on
     disk behind :class:`em.chunks.Chunked` (streamed), a dask array behind
-    :class:`em.distributed.Dask` (passes sent to its workers).  ``D``: the expected columns."""
+    :class:`em.distributed.Dask` (passes sent to its workers).  ``D``: the expected columns;
+    ``dtype``: the passes' float type (default: the data's, float64 for integers)."""
     if in_memory(data):
-        return backend, check_data(data, D, name)
+        X = check_data(data, D, name)
+        return backend, X if dtype is None else np.ascontiguousarray(X, dtype=dtype)
     from em.chunks import Chunked, DiskRows
     from em.distributed import Dask
-    X, backend = (data, Dask(backend)) if is_dask(data) else \
-        (DiskRows(data, name), Chunked(backend))
+    if is_dask(data):
+        X, backend = (data if dtype is None else data.astype(dtype)), Dask(backend)
+    else:
+        X, backend = DiskRows(data, name, dtype), Chunked(backend)
     if len(X.shape) != 2:
         raise ValueError(f"{name} must be 2-D (N samples x D features), got shape "
                          f"{tuple(X.shape)}")

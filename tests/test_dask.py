@@ -88,3 +88,19 @@ def test_the_model_family_fits_a_dask_array_on_a_local_cluster(cluster, make):
                                rtol=1e-10)
     np.testing.assert_allclose(m.means, ref.means, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(m.cov, ref.cov, rtol=1e-10, atol=1e-12)
+
+
+def test_scikit_learn_estimators_fit_a_dask_array_on_a_local_cluster(cluster):
+    from em.sklearn import GaussianMixture, KMeans
+    X = frames(20000, 4, seed=5)
+    Xm = X.compute()
+    for make in (lambda: GaussianMixture(4, covariance_type="full", random_state=0),
+                 lambda: KMeans(4, n_init=1, random_state=0)):
+        ref = make().fit(Xm)
+        with Client(cluster):
+            est = make().fit(X)
+            np.testing.assert_array_equal(est.predict(X), ref.predict(Xm))
+            assert est.score(X) == pytest.approx(ref.score(Xm), rel=1e-10)
+        assert est.n_iter_ == ref.n_iter_
+        centres = "cluster_centers_" if hasattr(ref, "cluster_centers_") else "means_"
+        np.testing.assert_allclose(getattr(est, centres), getattr(ref, centres), rtol=1e-10)

@@ -166,3 +166,68 @@ def test_in_a_pipeline_and_a_grid_search_like_scikit_learn():
     np.testing.assert_allclose(found[0][1], found[1][1], rtol=1e-8)
     labels = make_pipeline(StandardScaler(), KMeans(3, random_state=0)).fit_predict(X)
     assert len(np.unique(labels)) == 3
+
+
+ESTIMATORS = {
+    "gmm": lambda: GaussianMixture(3, covariance_type="full", n_init=2, random_state=0),
+    "bgmm": lambda: BayesianGaussianMixture(n_components=4, covariance_type="diag",
+                                            max_iter=500, random_state=0),
+    "kmeans": lambda: KMeans(3, n_init=2, random_state=0),
+}
+
+
+def _fitted_attributes(est):
+    names = ("cluster_centers_", "inertia_") if isinstance(est, KMeans) else \
+        ("weights_", "means_", "covariances_", "precisions_cholesky_", "lower_bound_")
+    return {n: getattr(est, n) for n in names + ("n_iter_",)}
+
+
+@pytest.mark.parametrize("name", ESTIMATORS)
+def test_estimators_fit_and_score_arrays_on_disk_as_in_memory(tmp_path, name, monkeypatch):
+    import em.chunks
+    X = blobs(n=3000, D=4, seed=7)
+    np.save(tmp_path / "x.npy", X)
+    monkeypatch.setattr(em.chunks, "CHUNK_MB", 0.02)           # 655 rows a chunk
+    disk = np.load(tmp_path / "x.npy", mmap_mode="r")
+    ref, est = ESTIMATORS[name]().fit(X), ESTIMATORS[name]()
+    np.testing.assert_array_equal(est.fit_predict(disk), ref.predict(X))
+    for attr, want in _fitted_attributes(ref).items():
+        np.testing.assert_allclose(getattr(est, attr), want, rtol=1e-9, atol=1e-12,
+                                   err_msg=attr)
+    assert est.score(disk) == pytest.approx(ref.score(X), rel=1e-10)
+    np.testing.assert_array_equal(est.predict(disk), ref.predict(X))
+    if name != "kmeans":
+        np.testing.assert_allclose(est.score_samples(disk), ref.score_samples(X), rtol=1e-10)
+        np.testing.assert_allclose(est.predict_proba(disk), ref.predict_proba(X),
+                                   rtol=1e-8, atol=1e-12)
+
+
+def test_large_arrays_on_disk_initialise_on_a_sample_and_iterate_on_all(tmp_path,
+                                                                        monkeypatch):
+    h5py = pytest.importorskip("h5py")
+    import em.sklearn
+    monkeypatch.setattr(em.sklearn, "INIT_ROWS", 500)
+    X = blobs(n=6000, D=3, seed=8)
+    with h5py.File(tmp_path / "x.h5", "w") as f:
+        f["x"] = X
+    with h5py.File(tmp_path / "x.h5", "r") as f:
+        bgmm = BayesianGaussianMixture(n_components=3, random_state=0).fit(f["x"])
+        km = KMeans(3, random_state=0).fit(f["x"])
+        assert bgmm.converged_ and bgmm.n_features_in_ == 3
+        # the priors scikit-learn takes from X come from all rows, not the sample
+        np.testing.assert_allclose(bgmm.mean_prior_, X.mean(axis=0), rtol=1e-10)
+        np.testing.assert_allclose(bgmm.covariance_prior_, np.cov(X.T), rtol=1e-10)
+        assert len(km.labels_) == len(X)
+        assert km.inertia_ == pytest.approx(-km.score(f["x"]), rel=1e-12)
+    ref = BayesianGaussianMixture(n_components=3, random_state=0).fit(X)
+    assert bgmm.score(X) == pytest.approx(ref.score(X), rel=1e-3)
+    assert km.inertia_ == pytest.approx(KMeans(3, random_state=0).fit(X).inertia_, rel=1e-3)
+
+
+def test_what_needs_x_in_memory_says_so(tmp_path):
+    np.save(tmp_path / "x.npy", blobs(seed=9))
+    disk = np.load(tmp_path / "x.npy", mmap_mode="r")
+    with pytest.raises(ValueError, match="tied.*needs X in memory"):
+        GaussianMixture(2, covariance_type="tied").fit(disk)
+    with pytest.raises(ValueError, match="sample_weight.*needs X in memory"):
+        KMeans(2).fit(disk, sample_weight=np.ones(len(disk)))
