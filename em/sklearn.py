@@ -345,14 +345,15 @@ class KMeans(_sk_cluster.KMeans):
                 return super().fit(X, y, sample_weight)
             backend = backends.get_backend(self.backend)
             prep = backend.prepare(X)
-            tol = float(np.mean(np.var(X, axis=0)) * self.tol)
+            tol = float(np.mean(np.var(X, axis=0)) * self.tol) if self.tol else 0.0
         else:
             if sample_weight is not None:
                 raise ValueError("sample_weight runs scikit-learn's own k-means, which needs X "
                                  "in memory")
             backend, prep, X = _place(self, X)
             X = validate_data(self, X, dtype=[np.float64, np.float32], order="C")
-            tol = float(data_moments(backend, prep, "diag")[1].mean() * self.tol)
+            tol = float(data_moments(backend, prep, "diag")[1].mean() * self.tol) \
+                if self.tol else 0.0
         self._check_params_vs_input(X)
         self._n_threads = _openmp_effective_n_threads()     # predict / transform use it
         random_state = check_random_state(self.random_state)

@@ -18,6 +18,7 @@ struct Work {
     T* u;           // aux_size(B) scratch: x - mu
     T* q;           // [B] scratch: sums of squares
     T* n;           // [MP] N_k of a block
+    int64_t* arg;   // [B] hard assignment: the component of each sample
     double* aN;     // [M]
 % if L.cvtype == "diag":
     double* aS1;    // [M][ZW]: [S1 | S2] of each component
@@ -30,6 +31,7 @@ struct Work {
 
 static void work_free(Work* w) {
     free(w->z); free(w->lr); free(w->xt); free(w->aux); free(w->u); free(w->q); free(w->n);
+    free(w->arg);
     free(w->aN); free(w->aS1); free(w->aS2);
     memset(w, 0, sizeof *w);
 }
@@ -50,7 +52,8 @@ static int work_alloc(Work* w, const Form* f, int B, int accumulators) {
     w->u = em_alloc(aux_size(B));
     w->q = em_alloc(B);
     w->n = em_alloc(f->MP);
-    int ok = w->z && w->lr && w->xt && w->aux && w->u && w->q && w->n;
+    w->arg = (int64_t*)malloc(sizeof(int64_t) * (size_t)B);
+    int ok = w->z && w->lr && w->xt && w->aux && w->u && w->q && w->n && w->arg;
     if (accumulators) {
         w->aN = em_alloc_d(f->M);
 % if L.cvtype == "diag":
@@ -122,9 +125,9 @@ static inline void block_logrho_${lay}(const Form* f, const T* X, int64_t n0, in
 static inline double block_resp_${lay}(const Form* f, int nb, int B, const double* wt, int hard, Work* w) {
 % if rows:
     (void)B;
-    return resp_rows(w->lr, f->MP, nb, wt, hard);
+    return resp_rows(w->lr, f->MP, nb, wt, hard, w->arg);
 % else:
-    return resp_cols(w->lr, f->M, B, nb, wt, hard);
+    return resp_cols(w->lr, f->M, B, nb, wt, hard, w->arg);
 % endif
 }
 
@@ -139,11 +142,15 @@ static inline void block_score_${lay}(const Form* f, int nb, int B, int64_t n0, 
 }
 
 // statistics of components [k0, k1) of the block held by `data`, into the accumulators of `acc`;
-// s1, s2: scratch as large as Work.aux
+// s1, s2: scratch as large as Work.aux; hard: R is one-hot at data->arg
 static inline void block_stats_${lay}(const Form* f, int64_t k0, int64_t k1, int nb, int B,
-                                      const Work* data, Work* acc, T* s1, T* s2) {
+                                      const Work* data, Work* acc, T* s1, T* s2, int hard) {
 % if L.cvtype == "diag":
     (void)s1; (void)s2;
+    if (hard) {
+        stats_hard(f, k0, k1, data->z, nb, data->arg, data->lr, ${"f->MP, 1" if rows else "1, B"}, acc->aN, acc->aS1);
+        return;
+    }
 % if rows:
     counts_rows(data->lr, f->MP, nb, acc->n);
 % else:
@@ -151,8 +158,10 @@ static inline void block_stats_${lay}(const Form* f, int64_t k0, int64_t k1, int
 % endif
     stats_tile(f, k0, k1, data->z, nb, data->lr, ${"f->MP, 1" if rows else "1, B"}, acc->n, acc->aN, acc->aS1);
 % elif lay == "gcol":
+    (void)hard;
     stats_tri(f, k0, k1, data->xt, B, nb, data->lr, acc->aN, acc->aS1, acc->aS2, s1, s2);
 % else:
+    (void)hard;
     stats_tile(f, k0, k1, data->z, nb, data->lr, ${"f->MP, 1" if rows else "1, B"}, acc->aN, acc->aS1, acc->aS2, s1, s2);
 % endif
 }
@@ -202,7 +211,7 @@ ${prologue(v["parallel"] == "samples")}\
             const int nb = (int)(N - n0 < B ? N - n0 : B);
             block_logrho_${lay}(&f, X, n0, nb, B, w);
             ll[t] += block_resp_${lay}(&f, nb, B, weight ? weight + n0 : 0, hard, w);
-            block_stats_${lay}(&f, 0, M, nb, B, w, w, w->aux, w->u);
+            block_stats_${lay}(&f, 0, M, nb, B, w, w, w->aux, w->u, hard);
         }
         EM_FTZ_END
     }
@@ -246,14 +255,15 @@ ${prologue(v["parallel"] == "samples")}\
 % else:
                 logrho_gemm(&f, zs, ns, lrs, scratch);
 % endif
-                ll[t] += resp_rows(lrs, f.MP, ns, weight ? weight + n0 + s0 : 0, hard);
+                ll[t] += resp_rows(lrs, f.MP, ns, weight ? weight + n0 + s0 : 0, hard,
+                                   shared.arg + s0);
             }
 #pragma omp for schedule(dynamic, 1)
             for (int64_t g = 0; g < groups; ++g) {
                 if (!ok) continue;
                 const int64_t k0 = g * ${group}, k1 = k0 + ${group} < M ? k0 + ${group} : M;
                 block_stats_${lay}(&f, k0, k1, nb, B, &shared, &shared, scratch,
-                                   scratch + scratch_size);
+                                   scratch + scratch_size, hard);
             }
         }
         free(scratch);

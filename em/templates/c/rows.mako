@@ -10,7 +10,7 @@ static inline T row_max(const T* r, int64_t MP) {
 }
 
 // the largest entry of a row and the first component reaching it (per-lane running maxima
-// and their indices, then one pass over the lanes)
+// and their indices, then the lanes' maximum and the least index reaching it, as trees)
 static inline T row_max_arg(const T* r, int64_t MP, int64_t* arg) {
     vT m = vload(r);
     vI lane;
@@ -22,11 +22,8 @@ static inline T row_max_arg(const T* r, int64_t MP, int64_t* arg) {
         m = gt ? v : m;
         idx = gt ? lane + (iT)c : idx;
     }
-    T best = m[0];
-    int64_t at = idx[0];
-    for (int l = 1; l < VW; ++l)
-        if (m[l] > best || (m[l] == best && idx[l] < at)) { best = m[l]; at = idx[l]; }
-    *arg = at;
+    const T best = vmax(m);
+    *arg = vmin_int(m == vzero() + best ? idx : lane * 0 + (iT)MP);   // first reaching it
     return best;
 }
 
@@ -58,18 +55,19 @@ static inline int row_block_logsum(T* lr, int64_t MP, int b0, int nb, int store,
 }
 
 // Rows of log rho -> responsibilities (times the sample weight) in place; returns the weighted
-// log-likelihood of the rows.  hard: one-hot at the argmax, classification likelihood.
-static inline double resp_rows(T* lr, int64_t MP, int nb, const double* w, int hard) {
+// log-likelihood of the rows.  hard: one-hot at the argmax (also written to arg [nb]),
+// classification likelihood.
+static inline double resp_rows(T* lr, int64_t MP, int nb, const double* w, int hard,
+                               int64_t* arg) {
     double ll = 0.0;
     if (hard) {
         for (int b = 0; b < nb; ++b) {
             T* r = lr + (size_t)b * MP;
-            int64_t arg;
-            const T mx = row_max_arg(r, MP, &arg);
+            const T mx = row_max_arg(r, MP, arg + b);
             const T wb = w ? (T)w[b] : (T)1;
             ll += (double)wb * (double)mx;
             memset(r, 0, sizeof(T) * MP);
-            r[arg] = wb;
+            r[arg[b]] = wb;
         }
         return ll;
     }
@@ -146,21 +144,25 @@ static inline vT col_expsum(T* r, int64_t M, int B, vT mx, int store) {
 }
 
 // Columns of log rho -> responsibilities in place (padding lanes get 0); returns the weighted
-// log-likelihood.  hard: one-hot at the argmax.
-static inline double resp_cols(T* lr, int64_t M, int B, int nb, const double* w, int hard) {
+// log-likelihood.  hard: one-hot at the argmax (also written to arg [nb]).
+static inline double resp_cols(T* lr, int64_t M, int B, int nb, const double* w, int hard,
+                               int64_t* arg) {
     double ll = 0.0;
     for (int b0 = 0; b0 < nb; b0 += VW) {
         const vT wv = lane_weights(w, b0, nb);
         const int nc = nb - b0 < VW ? nb - b0 : VW;
         T* r = lr + b0;
-        vT arg;
-        const vT mx = col_max(r, M, B, &arg);
+        vT argv;
+        const vT mx = col_max(r, M, B, &argv);
         if (hard) {
             for (int64_t k = 0; k < M; ++k) {
-                const vI hit = arg == vzero() + (T)k;
+                const vI hit = argv == vzero() + (T)k;
                 vstore(r + (size_t)k * B, hit ? wv : vzero());
             }
-            for (int l = 0; l < nc; ++l) ll += (double)wv[l] * (double)mx[l];
+            for (int l = 0; l < nc; ++l) {
+                ll += (double)wv[l] * (double)mx[l];
+                arg[b0 + l] = (int64_t)argv[l];
+            }
             continue;
         }
         const vT s = col_expsum(r, M, B, mx, 1);

@@ -33,6 +33,12 @@ static inline T vmax(vT v) {
 % endfor
     return v[0];
 }
+static inline iT vmin_int(vI v) {
+% for h in [VW >> i for i in range(1, VW.bit_length())]:
+    { const vI u = EM_SHUFFLE(v, ${", ".join(str((l + h) % VW) for l in range(VW))}); v = u < v ? u : v; }
+% endfor
+    return v[0];
+}
 // add the lanes of v to the VW doubles at o (where sums in T meet their double accumulators)
 static inline void vadd_to(double* o, vT v) {
     for (int l = 0; l < VW; ++l) o[l] += (double)v[l];
