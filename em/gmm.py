@@ -9,7 +9,7 @@ from em.models import gaussian as G
 from em.models.gmm import EM, GaussianParams, pooled_cov
 from em.seeding import data_moments, distinct_rows
 from em.sources import route
-from em.validation import (check_cvtype, check_data, check_params, check_int, check_real,
+from em.validation import (check_cvtype, check_params, check_int, check_real,
                            check_sample_weight)
 
 

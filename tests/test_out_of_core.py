@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import zarr
 
 import em.chunks
 import em.mixture
@@ -28,16 +29,18 @@ def data(N=30000, D=6, dtype=np.float64, seed=0):
 
 
 @pytest.mark.parametrize("cvtype", ["diag", "full"])
-def test_memmap_and_h5py_give_the_in_memory_result(tmp_path, cvtype, monkeypatch):
+def test_memmap_h5py_and_zarr_give_the_in_memory_result(tmp_path, cvtype, monkeypatch):
     h5py = pytest.importorskip("h5py")
     X = data()
     np.save(tmp_path / "x.npy", X)
     with h5py.File(tmp_path / "x.h5", "w") as f:
         f["x"] = X
+    zarr.open_array(tmp_path / "x.zarr", mode="w", shape=X.shape, chunks=(4000, X.shape[1]),
+                    dtype=X.dtype)[:] = X
     ref = GMM(4, X.shape[1], cvtype, seed=3)
     ll = ref.train(X, 6)
     monkeypatch.setattr(em.chunks, "CHUNK_MB", 0.25)          # ~5000 rows a chunk
-    runs = [np.load(tmp_path / "x.npy", mmap_mode="r")]
+    runs = [np.load(tmp_path / "x.npy", mmap_mode="r"), zarr.open_array(tmp_path / "x.zarr")]
     with h5py.File(tmp_path / "x.h5", "r") as f:
         runs.append(f["x"])
         for source in runs:
