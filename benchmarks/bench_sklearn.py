@@ -4,8 +4,12 @@
     python benchmarks/bench_sklearn.py --n 20000 --k 8
 
 Both fit from the same cheap initialisation (``init_params='random_from_data'``, k-means
-``init='random'``) for a fixed number of iterations (``tol=0``), so the time is the iterations'.
-Best of ``--repeat`` fits after one warm-up fit (our kernels compiled and tuned).
+``init='random'``) for a fixed number of iterations (``tol=0``).  "fit s": the whole fit as a user sees it;
+"ms/it": one iteration, the difference of fits of iters + 1 and 1 iterations.  Best of
+``--repeat`` after one warm-up fit (our kernels compiled and tuned).  GFLOP/s counts the useful work of an iteration
+(``bench_em.model_flops``: diag 8NKD, full 2NKD(D+1); k-means 2NKD, the distances by GEMM);
+%sgemm compares our rate with this run's float32 matmul (float64 data here: a float64 peak is
+half of it).
 """
 from __future__ import annotations
 
@@ -21,17 +25,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sklearn import cluster, mixture  # noqa: E402
 
 import em.sklearn as ours  # noqa: E402
+from bench_em import cpu_model, model_flops, sgemm_gflops  # noqa: E402
 
 
-def best_time(make, X, repeat):
-    make().fit(X)
+def fit_time(make, X, iters, repeat):
+    """Best of ``repeat`` fits of ``iters`` iterations (after a warm-up fit) and the last fit."""
+    make(iters).fit(X)
     times = []
     for _ in range(repeat):
-        est = make()
+        est = make(iters)
         t0 = time.perf_counter()
         est.fit(X)
         times.append(time.perf_counter() - t0)
     return min(times), est
+
+
+def timings(make, X, iters, repeat):
+    """(whole fit s, s per iteration, fitted estimator): an iteration is the difference of fits
+    of iters + 1 and 1 iterations, so neither initialisation nor checks count."""
+    whole, est = fit_time(make, X, iters, repeat)
+    one = fit_time(make, X, 1, repeat)[0]
+    more = fit_time(make, X, iters + 1, repeat)[0]
+    return whole, max(more - one, 1e-9) / iters, est
 
 
 def main():
@@ -45,24 +60,31 @@ def main():
     rng = np.random.default_rng(0)
     centres = rng.normal(scale=3, size=(args.k, args.d))
     X = rng.normal(size=(args.n, args.d)) + centres[rng.integers(args.k, size=args.n)]
-    common = dict(n_components=args.k, max_iter=args.iters, tol=0.0, random_state=0,
+    common = dict(n_components=args.k, tol=0.0, random_state=0,
                   init_params="random_from_data")
-    cases = [(f"GaussianMixture {cv}", "GaussianMixture", dict(common, covariance_type=cv))
-             for cv in ("diag", "full")]
+    N, D, K = args.n, args.d, args.k
+    cases = [(f"GaussianMixture {cv}", "GaussianMixture", dict(common, covariance_type=cv),
+              model_flops(N, D, K, cv)) for cv in ("diag", "full")]
     cases += [("BayesianGaussianMixture diag", "BayesianGaussianMixture",
-               dict(common, covariance_type="diag"))]
-    cases += [("KMeans", "KMeans", dict(n_clusters=args.k, init="random", n_init=1,
-                                         max_iter=args.iters, tol=0.0, random_state=0))]
-    print(f"N={args.n} D={args.d} K={args.k}, {args.iters} iterations, float64, "
-          f"best of {args.repeat}")
-    print(f"{'estimator':30s} {'em s':>8s} {'sklearn s':>10s} {'speed-up':>9s} "
-          f"{'same iters':>10s}")
-    for label, name, kw in cases:
+               dict(common, covariance_type="diag"), model_flops(N, D, K, "diag"))]
+    cases += [("KMeans", "KMeans", dict(n_clusters=K, init="random", n_init=1, tol=0.0,
+                                         random_state=0),
+               2.0 * N * K * D)]
+    peak = sgemm_gflops()
+    print(f"{cpu_model()}; numpy float32 matmul (sgemm) {peak:.1f} GFLOP/s (this run)")
+    print(f"N={N} D={D} K={K}, {args.iters} iterations, float64, best of {args.repeat}")
+    print(f"{'estimator':29s} {'em fit s':>8s} {'sklearn':>8s} {'x':>5s} | {'em ms/it':>8s} "
+          f"{'GFLOP/s':>7s} {'%sgemm':>6s} {'sklearn':>8s} {'x':>5s} | same iters")
+    for label, name, kw, flops in cases:
         theirs_cls = getattr(cluster if name == "KMeans" else mixture, name)
-        t_ours, a = best_time(lambda: getattr(ours, name)(**kw), X, args.repeat)
-        t_theirs, b = best_time(lambda: theirs_cls(**kw), X, args.repeat)
-        print(f"{label:30s} {t_ours:8.3f} {t_theirs:10.3f} {t_theirs / t_ours:8.1f}x "
-              f"{str(a.n_iter_ == b.n_iter_):>10s}")
+        fit_o, it_o, a = timings(lambda n: getattr(ours, name)(**kw, max_iter=n), X,
+                                 args.iters, args.repeat)
+        fit_t, it_t, b = timings(lambda n: theirs_cls(**kw, max_iter=n), X, args.iters,
+                                 args.repeat)
+        rate = flops / it_o / 1e9
+        print(f"{label:29s} {fit_o:8.3f} {fit_t:8.3f} {fit_t / fit_o:4.1f}x | {1e3 * it_o:8.2f} "
+              f"{rate:7.1f} {100 * rate / peak:5.1f}% {1e3 * it_t:8.2f} {it_t / it_o:4.1f}x | "
+              f"{a.n_iter_ == b.n_iter_}")
 
 
 if __name__ == "__main__":

@@ -67,7 +67,7 @@ def _where_it_lies(est, X, form, method, **options):
 
 
 class _OnOurBackends:
-    """``fit_predict`` of the mixtures: scikit-learn's checks and its ``n_init`` /
+    """``fit`` and ``fit_predict`` of the mixtures: scikit-learn's checks and its ``n_init`` /
     ``warm_start`` loop around ``_trial(backend, prep)(first)`` (one initialised run of the
     iterations on our backend), then ``_set_from(best parameters)``; ``_form()`` is the
     fitted model's scoring form (for X that is not in memory)."""
@@ -75,12 +75,23 @@ class _OnOurBackends:
     _pass_dtype = None                           # the data's own float dtype
 
     @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """As scikit-learn's, without the labelling pass that its ``fit`` makes and drops."""
+        if self._fit(X):
+            super().fit(X, y)
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit_predict(self, X, y=None):
+        return super().fit_predict(X, y) if self._fit(X) else self.predict(X)
+
+    def _fit(self, X) -> bool:
+        """Fit on our backends; True where scikit-learn's own code must fit instead."""
         if self.covariance_type == "tied":      # no tied kernels: scikit-learn's own code
             if not in_memory(X):
                 raise ValueError("covariance_type='tied' runs scikit-learn's own code, which "
                                  "needs X in memory")
-            return super().fit_predict(X, y)
+            return True
         if in_memory(X):
             X = sample = _validated(self, X)
             backend = backends.get_backend(self.backend)
@@ -90,7 +101,7 @@ class _OnOurBackends:
             sample = _validated(self, sample)
             self._from_all_rows(backend, prep)
         self._set_from(_best_trial(self, sample, self._trial(backend, prep)))
-        return self.predict(X)
+        return False
 
     def _from_all_rows(self, backend, prep):
         """Set what scikit-learn's checks took from the rows in memory from all of X."""
@@ -338,7 +349,7 @@ class KMeans(_sk_cluster.KMeans):
     def fit(self, X, y=None, sample_weight=None):
         if in_memory(X):
             X = validate_data(self, X, accept_sparse="csr", dtype=[np.float64, np.float32],
-                              order="C", copy=self.copy_x, accept_large_sparse=False)
+                              order="C", accept_large_sparse=False)   # X is never written
             weighted = sample_weight is not None and \
                 not np.all(_check_sample_weight(sample_weight, X, dtype=X.dtype) == 1)
             if weighted or hasattr(X, "toarray"):
