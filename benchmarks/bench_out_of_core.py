@@ -65,7 +65,7 @@ def run_mode(path: str, mode: str, M: int, iters: int) -> dict:
         import dask.array as da
         from distributed import Client, LocalCluster
         client = Client(LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                     dashboard_address=None))
+                                     dashboard_address=":0"))
         rows = max(1, (64 << 20) // (data.shape[1] * data.itemsize))
         data = da.from_array(NpyRows(path), chunks=(rows, data.shape[1]), asarray=True)
     g = GMM(M, data.shape[1], "diag", seed=0)

@@ -26,7 +26,7 @@ def frames(N, D, seed=0):
 @pytest.fixture(scope="module")
 def cluster():
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as c:
+                      dashboard_address=":0") as c:
         yield c
 
 
@@ -54,7 +54,7 @@ def test_a_worker_lost_mid_fit_changes_nothing():
     ref = GMM(16, 12, "diag", seed=0)
     ref.train(X.compute(), 25)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cl, Client(cl) as client:
+                      dashboard_address=":0") as cl, Client(cl) as client:
         pids = client.run(os.getpid)
         victim = sorted(pids.values())[0]
         killed = {}
