@@ -5,7 +5,9 @@
 
 Both fit from the same cheap initialisation (``init_params='random_from_data'``, k-means
 ``init='random'``) for a fixed number of iterations (``tol=0``).  "fit s": the whole fit as a user sees it;
-"ms/it": one iteration, the difference of fits of iters + 1 and 1 iterations.  Best of
+"ms/it": one iteration, the difference of fits of iters + 1 and 1 iterations; "score ms":
+``score_samples`` of the fitted model on X (k-means: ``predict``, scikit-learn's code in
+both).  Best of
 ``--repeat`` after one warm-up fit (our kernels compiled and tuned).  GFLOP/s counts the useful work of an iteration
 (``bench_em.model_flops``: diag 8NKD, full 2NKD(D+1); k-means 2NKD, the distances by GEMM);
 %sgemm compares our rate with this run's float32 matmul (float64 data here: a float64 peak is
@@ -25,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sklearn import cluster, mixture  # noqa: E402
 
 import em.sklearn as ours  # noqa: E402
-from bench_em import cpu_model, model_flops, sgemm_gflops  # noqa: E402
+from bench_em import _timed, cpu_model, model_flops, sgemm_gflops  # noqa: E402
 
 
 def fit_time(make, X, iters, repeat):
@@ -74,7 +76,8 @@ def main():
     print(f"{cpu_model()}; numpy float32 matmul (sgemm) {peak:.1f} GFLOP/s (this run)")
     print(f"N={N} D={D} K={K}, {args.iters} iterations, float64, best of {args.repeat}")
     print(f"{'estimator':29s} {'em fit s':>8s} {'sklearn':>8s} {'x':>5s} | {'em ms/it':>8s} "
-          f"{'GFLOP/s':>7s} {'%sgemm':>6s} {'sklearn':>8s} {'x':>5s} | same iters")
+          f"{'GFLOP/s':>7s} {'%sgemm':>6s} {'sklearn':>8s} {'x':>5s} | {'score ms':>8s} "
+          f"{'sklearn':>8s} {'x':>5s} | same iters")
     for label, name, kw, flops in cases:
         theirs_cls = getattr(cluster if name == "KMeans" else mixture, name)
         fit_o, it_o, a = timings(lambda n: getattr(ours, name)(**kw, max_iter=n), X,
@@ -82,8 +85,12 @@ def main():
         fit_t, it_t, b = timings(lambda n: theirs_cls(**kw, max_iter=n), X, args.iters,
                                  args.repeat)
         rate = flops / it_o / 1e9
+        score = "score_samples" if name != "KMeans" else "predict"
+        sc_o, sc_t = (min(_timed(lambda: getattr(e, score)(X)) for _ in range(args.repeat))
+                      for e in (a, b))
         print(f"{label:29s} {fit_o:8.3f} {fit_t:8.3f} {fit_t / fit_o:4.1f}x | {1e3 * it_o:8.2f} "
               f"{rate:7.1f} {100 * rate / peak:5.1f}% {1e3 * it_t:8.2f} {it_t / it_o:4.1f}x | "
+              f"{1e3 * sc_o:8.2f} {1e3 * sc_t:8.2f} {sc_t / sc_o:4.1f}x | "
               f"{a.n_iter_ == b.n_iter_}")
 
 

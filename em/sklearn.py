@@ -58,11 +58,10 @@ def _place(est, X, dtype=None):
     return backend, prep, prep.X[rows]
 
 
-def _where_it_lies(est, X, form, method, **options):
-    """The backend's ``method`` (loglik, argmax, log_posteriors, fused_stats) of ``form`` on X
-    on disk or in a dask array, run where X lies."""
-    backend, X = route(backends.get_backend(est.backend), X, est.n_features_in_, "X",
-                       getattr(est, "_pass_dtype", None))
+def _where_it_lies(est, X, form, method, dtype=None, **options):
+    """The backend's ``method`` (loglik, argmax, log_posteriors, fused_stats) of ``form`` on X,
+    run where X lies, in ``dtype`` (default: X's)."""
+    backend, X = route(backends.get_backend(est.backend), X, est.n_features_in_, "X", dtype)
     return getattr(backend, method)(backend.prepare(X), form, **options)
 
 
@@ -107,21 +106,29 @@ class _OnOurBackends:
         """Set what scikit-learn's checks took from the rows in memory from all of X."""
 
     def _scored(self, X, method):
+        """The backend's ``method`` of the fitted model on X wherever X lies (in memory after
+        scikit-learn's checks), in float64 as scikit-learn scores float32 data too."""
         check_is_fitted(self)
-        return _where_it_lies(self, X, self._form(), method)
+        if in_memory(X):
+            X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        return _where_it_lies(self, X, self._form(), method, np.float64)
 
     def score_samples(self, X):
-        return super().score_samples(X) if in_memory(X) else self._scored(X, "loglik")
+        if self.covariance_type == "tied":
+            return super().score_samples(X)
+        return self._scored(X, "loglik")
 
     def score(self, X, y=None):
-        return super().score(X, y) if in_memory(X) else float(self.score_samples(X).mean())
+        return float(self.score_samples(X).mean())
 
     def predict(self, X):
-        return super().predict(X) if in_memory(X) else self._scored(X, "argmax")
+        return super().predict(X) if self.covariance_type == "tied" else \
+            self._scored(X, "argmax")
 
     def predict_proba(self, X):
-        return super().predict_proba(X) if in_memory(X) else \
-            np.exp(self._scored(X, "log_posteriors")[1])
+        if self.covariance_type == "tied":
+            return super().predict_proba(X)
+        return np.exp(self._scored(X, "log_posteriors")[1])
 
 
 class GaussianMixture(_OnOurBackends, _sk_mixture.GaussianMixture):

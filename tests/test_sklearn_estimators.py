@@ -231,3 +231,28 @@ def test_what_needs_x_in_memory_says_so(tmp_path):
         GaussianMixture(2, covariance_type="tied").fit(disk)
     with pytest.raises(ValueError, match="sample_weight.*needs X in memory"):
         KMeans(2).fit(disk, sample_weight=np.ones(len(disk)))
+
+
+@pytest.mark.parametrize("make", [
+    lambda cv: (GaussianMixture, mixture.GaussianMixture, dict(n_components=3,
+                                                                covariance_type=cv)),
+    lambda cv: (BayesianGaussianMixture, mixture.BayesianGaussianMixture,
+                dict(n_components=4, covariance_type=cv, max_iter=500,
+                     weight_concentration_prior_type="dirichlet_distribution")),
+], ids=["gmm", "bgmm"])
+@pytest.mark.parametrize("cv", ["full", "diag", "spherical"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_scoring_on_our_kernels_gives_scikit_learns_numbers(make, cv, dtype):
+    ours_cls, theirs_cls, kw = make(cv)
+    X = blobs(n=900, D=4, seed=10, dtype=dtype)
+    X64 = X.astype(np.float64)      # float32 data are scored in float64 (exactly these values)
+    theirs = theirs_cls(**kw, random_state=0).fit(X64)
+    ours = ours_cls(**kw, random_state=0).fit(X)
+    ours._set_parameters(theirs._get_parameters())       # the very same fitted model
+    np.testing.assert_allclose(ours.score_samples(X), theirs.score_samples(X64), rtol=1e-12)
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X64), rtol=1e-9,
+                               atol=1e-14)
+    np.testing.assert_array_equal(ours.predict(X), theirs.predict(X64))
+    assert ours.score(X) == pytest.approx(theirs.score(X64), rel=1e-12)
+    if hasattr(theirs, "bic"):
+        assert ours.bic(X) == pytest.approx(theirs.bic(X64), rel=1e-12)
