@@ -69,7 +69,8 @@ class _OnOurBackends:
     """``fit`` and ``fit_predict`` of the mixtures: scikit-learn's checks and its ``n_init`` /
     ``warm_start`` loop around ``_trial(backend, prep)(first)`` (one initialised run of the
     iterations on our backend), then ``_set_from(best parameters)``; ``_form()`` is the
-    fitted model's scoring form (for X that is not in memory)."""
+    fitted model's scoring form, which every scoring method runs on our backend.  Tied
+    covariances (no tied kernels) fit and score with scikit-learn's own code."""
 
     _pass_dtype = None                           # the data's own float dtype
 
@@ -84,9 +85,13 @@ class _OnOurBackends:
     def fit_predict(self, X, y=None):
         return super().fit_predict(X, y) if self._fit(X) else self.predict(X)
 
+    @property
+    def _tied(self) -> bool:
+        return self.covariance_type == "tied"
+
     def _fit(self, X) -> bool:
         """Fit on our backends; True where scikit-learn's own code must fit instead."""
-        if self.covariance_type == "tied":      # no tied kernels: scikit-learn's own code
+        if self._tied:
             if not in_memory(X):
                 raise ValueError("covariance_type='tied' runs scikit-learn's own code, which "
                                  "needs X in memory")
@@ -114,21 +119,17 @@ class _OnOurBackends:
         return _where_it_lies(self, X, self._form(), method, np.float64)
 
     def score_samples(self, X):
-        if self.covariance_type == "tied":
-            return super().score_samples(X)
-        return self._scored(X, "loglik")
+        return super().score_samples(X) if self._tied else self._scored(X, "loglik")
 
     def score(self, X, y=None):
         return float(self.score_samples(X).mean())
 
     def predict(self, X):
-        return super().predict(X) if self.covariance_type == "tied" else \
-            self._scored(X, "argmax")
+        return super().predict(X) if self._tied else self._scored(X, "argmax")
 
     def predict_proba(self, X):
-        if self.covariance_type == "tied":
-            return super().predict_proba(X)
-        return np.exp(self._scored(X, "log_posteriors")[1])
+        return super().predict_proba(X) if self._tied else \
+            np.exp(self._scored(X, "log_posteriors")[1])
 
 
 class GaussianMixture(_OnOurBackends, _sk_mixture.GaussianMixture):
