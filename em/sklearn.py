@@ -154,7 +154,8 @@ class GaussianMixture(_OnOurBackends, _sk_mixture.GaussianMixture):
         def trial(first):
             params = GaussianParams(self.weights_, self.means_, self.covariances_)
             return _iterate(model, params, backend, prep, self.max_iter, self.tol,
-                            -np.inf if first else self.lower_bound_)
+                            -np.inf if first else self.lower_bound_,
+                            self._print_verbose_msg_iter_end)
         return trial
 
     def _set_from(self, params):
@@ -180,14 +181,17 @@ def _validated(est, X):
 def _best_trial(est, X, trial):
     """scikit-learn's ``n_init`` / ``warm_start`` loop around ``trial(first)`` (which returns
     parameters, lower bound, lower bounds, iterations, converged): sets the fit's attributes
-    from the best trial, warns as scikit-learn does, returns its parameters."""
+    from the best trial, prints and warns as scikit-learn does, returns its parameters."""
     first = not (est.warm_start and hasattr(est, "converged_"))
     random_state = check_random_state(est.random_state)
     best = None
-    for _ in range(est.n_init if first else 1):
+    for init in range(est.n_init if first else 1):
+        est._print_verbose_msg_init_beg(init)
         if first:
             est._initialize_parameters(X, random_state)
         result = trial(first)
+        if est.max_iter > 0:
+            est._print_verbose_msg_init_end(result[1], result[4])
         if best is None or result[1] > best[1] or best[1] == -np.inf:
             best = result
     params, est.lower_bound_, est.lower_bounds_, est.n_iter_, est.converged_ = best
@@ -198,20 +202,21 @@ def _best_trial(est, X, trial):
     return params
 
 
-def _iterate(model, params, backend, prep, max_iter, tol, start):
+def _iterate(model, params, backend, prep, max_iter, tol, start, report):
     """scikit-learn's loop on :func:`em.fit.run`: (parameters, lower bound, lower bounds,
     iterations, converged).  Iteration n scores the parameters before its update; on
-    convergence the update of that iteration is still made, as scikit-learn makes it."""
+    convergence the update of that iteration is still made, as scikit-learn makes it.
+    ``report(n, change of the bound)`` after each iteration (scikit-learn's verbose output)."""
     if max_iter == 0:
         return params, start, [], 0, False
     N = prep.N
 
-    def stop(history):
-        prev = history[-2] / N if len(history) > 1 else start
-        return abs(history[-1] / N - prev) < tol
+    def change(history):
+        return history[-1] / N - (history[-2] / N if len(history) > 1 else start)
 
-    res = driver.run(model, params, backend, prep, max_iter=max_iter, stop=stop,
-                     score_last=False)
+    res = driver.run(model, params, backend, prep, max_iter=max_iter,
+                     stop=lambda history: abs(change(history)) < tol, score_last=False,
+                     on_iter=lambda i, p, r: report(i + 1, change(r.history)))
     bounds = [h / N for h in res.history]
     params = res.params
     if res.converged:
@@ -250,7 +255,8 @@ class BayesianGaussianMixture(_OnOurBackends, _sk_mixture.BayesianGaussianMixtur
 
         def trial(first):
             start = _Bounded(self._get_parameters(), -np.inf if first else self.lower_bound_)
-            return _iterate_variational(hooks, start, backend, prep, self.max_iter, self.tol)
+            return _iterate_variational(hooks, start, backend, prep, self.max_iter, self.tol,
+                                        self._print_verbose_msg_iter_end)
         return trial
 
     def _set_from(self, params):
@@ -326,17 +332,23 @@ def _expected_log_rho(stats, form) -> float:
     return float(stats.N @ form.log_const - 0.5 * quad)
 
 
-def _iterate_variational(hooks, params, backend, prep, max_iter, tol):
+def _iterate_variational(hooks, params, backend, prep, max_iter, tol, report):
     """scikit-learn's variational loop on :func:`em.fit.run`: (parameters, lower bound, lower
     bounds, iterations, converged).  Iteration n's bound is that of its updated parameters
-    (``hooks.objective``), so the pass that scores them decides whether they are the last."""
+    (``hooks.objective``), so the pass that scores them decides whether they are the last;
+    ``report`` as for :func:`_iterate`."""
     if max_iter == 0:
         return params.params, -np.inf, [], 0, False
 
     def stop(history):
         return len(history) > 1 and abs(history[-1] - history[-2]) < tol
 
-    res = driver.run(hooks, params, backend, prep, max_iter=max_iter, stop=stop)
+    def on_iter(i, p, res):
+        if i > 0:
+            report(i, res.history[-1] - res.history[-2])
+
+    res = driver.run(hooks, params, backend, prep, max_iter=max_iter, stop=stop,
+                     on_iter=on_iter)
     bounds = res.history[1:]
     converged = res.converged or stop(res.history)     # run does not test after its last update
     return res.params.params, bounds[-1], bounds, res.n_iter, converged

@@ -256,3 +256,17 @@ def test_scoring_on_our_kernels_gives_scikit_learns_numbers(make, cv, dtype):
     assert ours.score(X) == pytest.approx(theirs.score(X64), rel=1e-12)
     if hasattr(theirs, "bic"):
         assert ours.bic(X) == pytest.approx(theirs.bic(X64), rel=1e-12)
+
+
+@pytest.mark.parametrize("pair", [(GaussianMixture, mixture.GaussianMixture),
+                                  (BayesianGaussianMixture, mixture.BayesianGaussianMixture)],
+                         ids=["gmm", "bgmm"])
+def test_verbose_output_is_scikit_learns(pair, capsys):
+    X = blobs(seed=11)
+    kw = dict(n_components=3, n_init=2, verbose=1, verbose_interval=2, random_state=0)
+    outputs = []
+    for cls in pair:
+        cls(**kw).fit(X)
+        outputs.append(capsys.readouterr().out)
+    assert "Iteration 2" in outputs[1] and "Initialization 1" in outputs[1]
+    assert outputs[0] == outputs[1]
