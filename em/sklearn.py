@@ -398,7 +398,10 @@ class KMeans(_sk_cluster.KMeans):
         for _ in range(self._n_init):
             centres = self._init_centroids(X, x_squared_norms=x_squared_norms, init=init,
                                            random_state=random_state, sample_weight=ones)
-            trial = _lloyd(backend, prep, centres.astype(np.float64), self.max_iter, tol)
+            if self.verbose:
+                print("Initialization complete")
+            trial = _lloyd(backend, prep, centres.astype(np.float64), self.max_iter, tol,
+                           self.verbose)
             if best is None or trial[1] < best[1]:
                 best = trial
         centres, inertia, labels, n_iter = best
@@ -438,20 +441,29 @@ def _distortion(stats, centres) -> float:
     return float(stats.about(centres).S2.sum())
 
 
-def _lloyd(backend, prep, centres, max_iter, tol):
+def _lloyd(backend, prep, centres, max_iter, tol, verbose=0):
     """Lloyd iterations as scikit-learn runs them, one fused pass each: stop when the squared
     centre shift is at most ``tol``, or when the labels repeat -- seen as a shift at the level
     of rounding (a single point changing cluster moves a centre by far more).  An empty cluster
-    keeps its centre (scikit-learn moves it to a far point).  Returns (centres, inertia,
-    labels, iterations)."""
+    keeps its centre (scikit-learn moves it to a far point).  ``verbose`` prints scikit-learn's
+    lines.  Returns (centres, inertia, labels, iterations)."""
     model = _KmeansModel()
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
         stats = backend.fused_stats(prep, _centres(centres), hard=True)
+        if verbose:
+            print(f"Iteration {n_iter - 1}, inertia {_distortion(stats, centres)}.")
         moved = np.where(stats.N[:, None] > 0, model.m_step(stats).means, centres)
         shift = float(((moved - centres) ** 2).sum())
         centres = moved
-        if shift <= max(tol, 1e-24 * float((centres ** 2).sum())):
+        if shift <= 1e-24 * float((centres ** 2).sum()):
+            if verbose:
+                print(f"Converged at iteration {n_iter - 1}: strict convergence.")
+            break
+        if shift <= tol:
+            if verbose:
+                print(f"Converged at iteration {n_iter - 1}: center shift {shift} within "
+                      f"tolerance {tol}.")
             break
     form = _centres(centres)
     inertia = _distortion(backend.fused_stats(prep, form, hard=True), centres)

@@ -270,3 +270,15 @@ def test_verbose_output_is_scikit_learns(pair, capsys):
         outputs.append(capsys.readouterr().out)
     assert "Iteration 2" in outputs[1] and "Initialization 1" in outputs[1]
     assert outputs[0] == outputs[1]
+
+
+def test_kmeans_verbose_output_is_scikit_learns(capsys):
+    import re
+    X = blobs(seed=12)
+    outputs = []
+    for cls in (KMeans, cluster.KMeans):
+        cls(3, n_init=2, verbose=1, random_state=0).fit(X)
+        out = capsys.readouterr().out           # inertias summed in another order: 9 digits
+        outputs.append(re.sub(r"\d+\.\d+(e[-+]\d+)?", lambda m: f"{float(m[0]):.9g}", out))
+    assert outputs[0].count("Initialization complete") == 2 and "Converged at" in outputs[0]
+    assert outputs[0] == outputs[1]
