@@ -4,11 +4,11 @@
     python benchmarks/bench_sklearn.py --n 20000 --k 8
 
 Both fit from the same cheap initialisation (``init_params='random_from_data'``, k-means
-``init='random'``) for a fixed number of iterations (``tol=0``).  "fit s": the whole fit as a user sees it;
-"ms/it": one iteration, the difference of fits of iters + 1 and 1 iterations; "score ms":
-``score_samples`` of the fitted model on X (k-means: ``predict``, scikit-learn's code in
-both).  Best of
-``--repeat`` after one warm-up fit (our kernels compiled and tuned).  GFLOP/s counts the useful work of an iteration
+``init='random'``) for a fixed number of iterations (``tol=0``).  "fit s": the whole fit as a
+user sees it, best of ``--repeat`` after one warm-up fit (our kernels compiled and tuned);
+"ms/it": one iteration, the difference of fits of iters + 1 and 1 iterations (best of 2,
+``bench_em.per_iteration``); "score ms": ``score_samples`` of the fitted model on X (k-means:
+``predict``, scikit-learn's code in both).  GFLOP/s counts the useful work of an iteration
 (``bench_em.model_flops``: diag 8NKD, full 2NKD(D+1); k-means 2NKD, the distances by GEMM);
 %sgemm compares our rate with this run's float32 matmul (float64 data here: a float64 peak is
 half of it).
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sklearn import cluster, mixture  # noqa: E402
 
 import em.sklearn as ours  # noqa: E402
-from bench_em import _timed, cpu_model, model_flops, sgemm_gflops  # noqa: E402
+from bench_em import _timed, cpu_model, model_flops, per_iteration, sgemm_gflops  # noqa: E402
 
 
 def fit_time(make, X, iters, repeat):
@@ -44,11 +44,10 @@ def fit_time(make, X, iters, repeat):
 
 def timings(make, X, iters, repeat):
     """(whole fit s, s per iteration, fitted estimator): an iteration is the difference of fits
-    of iters + 1 and 1 iterations, so neither initialisation nor checks count."""
+    of iters + 1 and 1 iterations (``bench_em.per_iteration``), so neither initialisation nor
+    checks count."""
     whole, est = fit_time(make, X, iters, repeat)
-    one = fit_time(make, X, 1, repeat)[0]
-    more = fit_time(make, X, iters + 1, repeat)[0]
-    return whole, max(more - one, 1e-9) / iters, est
+    return whole, per_iteration(lambda k: _timed(lambda: make(k).fit(X)), iters), est
 
 
 def main():

@@ -59,8 +59,6 @@ class Dask(Backend):
 
     def prepare(self, X, weight=None) -> Prepared:
         import dask.array as da
-        if X.ndim != 2:
-            raise ValueError(f"data must be a 2-D dask array, got {X.ndim}-D")
         X = X.rechunk({1: -1}).persist()
         w = None if weight is None else da.from_array(weight, chunks=(X.chunks[0],)).persist()
         mean = (X.mean(axis=0) if w is None else

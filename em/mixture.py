@@ -154,7 +154,7 @@ class _Mixture(ABC):
                 self._params, self.iter = params, base + i
                 _write_group(path, "a", f"iter{base + i}", self)
 
-        norm = (prep if test is None else test[1]).N
+        norm = (prep if test is None else test.prep).N
         res = driver.run(model, self._params, backend, prep, max_iter=max_iter,
                          stop=stop, test=test, on_iter=on_iter)
         self._params = res.best if test is not None else res.params
@@ -191,7 +191,7 @@ class _Mixture(ABC):
             cls = GaussianMixture if self.init == "GMM" else VariationalGaussianMixture
             first = cls(K, covariance_type=self.covariance_type, reg_covar=self.reg_covar,
                         random_state=self._rng, backend=self._backend)
-            first.fit(_Placed(backend, prep), None if test is None else _Placed(*test))
+            first.fit(_Placed(backend, prep), test)
             if self.type_init == "mcw":
                 w = np.exp(first.log_weights - np.logaddexp.reduce(first.log_weights))
                 self._params = model.from_moments(w, first.means, first.cov, prep.N)

@@ -36,7 +36,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from em import backends, fit as driver
 from em.models import gaussian as G
 from em.models.gmm import EM, GaussianParams
-from em.models.kmeans import Kmeans as _KmeansModel, KmeansParams
+from em.models.kmeans import Kmeans as _KmeansModel, centre_form
 from em.models.variational import Variational, VariationalParams, expected_log_weights
 from em.seeding import data_moments
 from em.sources import in_memory, route
@@ -419,7 +419,7 @@ class KMeans(_sk_cluster.KMeans):
         if in_memory(X):
             return super().predict(X)
         check_is_fitted(self)
-        return _where_it_lies(self, X, _centres(self.cluster_centers_), "argmax")
+        return _where_it_lies(self, X, centre_form(self.cluster_centers_), "argmax")
 
     def score(self, X, y=None, sample_weight=None):
         if in_memory(X):
@@ -428,12 +428,8 @@ class KMeans(_sk_cluster.KMeans):
         if sample_weight is not None:
             raise ValueError("sample_weight needs X in memory")
         centres = np.asarray(self.cluster_centers_, dtype=np.float64)
-        stats = _where_it_lies(self, X, _centres(centres), "fused_stats", hard=True)
+        stats = _where_it_lies(self, X, centre_form(centres), "fused_stats", hard=True)
         return -_distortion(stats, centres)
-
-
-def _centres(means):
-    return _KmeansModel().form(KmeansParams(np.asarray(means, dtype=np.float64)))
 
 
 def _distortion(stats, centres) -> float:
@@ -450,7 +446,7 @@ def _lloyd(backend, prep, centres, max_iter, tol, verbose=0):
     model = _KmeansModel()
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
-        stats = backend.fused_stats(prep, _centres(centres), hard=True)
+        stats = backend.fused_stats(prep, centre_form(centres), hard=True)
         if verbose:
             print(f"Iteration {n_iter - 1}, inertia {_distortion(stats, centres)}.")
         moved = np.where(stats.N[:, None] > 0, model.m_step(stats).means, centres)
@@ -465,6 +461,6 @@ def _lloyd(backend, prep, centres, max_iter, tol, verbose=0):
                 print(f"Converged at iteration {n_iter - 1}: center shift {shift} within "
                       f"tolerance {tol}.")
             break
-    form = _centres(centres)
+    form = centre_form(centres)
     inertia = _distortion(backend.fused_stats(prep, form, hard=True), centres)
     return centres, inertia, backend.argmax(prep, form), n_iter
