@@ -73,6 +73,7 @@ class Chunked(Backend):
     def __init__(self, inner: Backend):
         self.inner = inner
         self.name = f"{inner.name} (out of core)"
+        self.exact_beyond, self.centred = inner.exact_beyond, inner.centred
 
     def prepare(self, X: DiskRows, weight: np.ndarray | None = None) -> Prepared:
         """One pass for the origin (the weighted data mean), checking every chunk; later
@@ -88,8 +89,8 @@ class Chunked(Backend):
         for chunk, w in _read(prep.X, prep.weight, check=False):
             yield self.inner.prepare(chunk, w, prep.center)
 
-    def fused_stats(self, prep, form, hard=False) -> Stats:
-        parts = (self.inner.fused_stats(p, form, hard) for p in self._chunks(prep))
+    def stats_pass(self, prep, form, hard=False, about=None) -> Stats:
+        parts = (self.inner.stats_pass(p, form, hard, about) for p in self._chunks(prep))
         total = next(parts)
         for s in parts:                        # one origin: the sums add up as they are
             total = total + s

@@ -69,10 +69,21 @@ class Stats:
     shift: np.ndarray
 
     def __add__(self, other: "Stats") -> "Stats":
-        """The statistics of two disjoint sets of samples scored by the same form (so taken
-        about the same shifts): chunks of one pass add up."""
+        """The statistics of two disjoint sets of samples: chunks of one pass add up.  Taken
+        about other shifts (e.g. a chunk scored by another backend), ``other`` is first moved
+        to this one's (:meth:`about`)."""
+        if not np.array_equal(self.shift, other.shift):
+            other = other.about(self.shift)
         return Stats(self.loglik + other.loglik, self.N + other.N, self.S1 + other.S1,
                      self.S2 + other.S2, self.shift)
+
+    def spread(self) -> tuple[np.ndarray, np.ndarray]:
+        """(offset of each component's mean from its shift (M, D), its variances (M, D): the
+        diagonal for full) -- raw moments, no regulariser; an empty component gives zeros."""
+        N = np.maximum(self.N, np.finfo(np.float64).tiny)[:, None]
+        d = self.S1 / N
+        S2 = self.S2 if self.S2.ndim == 2 else np.diagonal(self.S2, axis1=1, axis2=2)
+        return d, S2 / N - d * d
 
     def about(self, shift: np.ndarray) -> "Stats":
         """The same statistics about other shifts (M, D) (exact algebra in float64; cancels if

@@ -30,9 +30,9 @@ def _part(block, weight, center, name):
     return backend, backend.prepare(check_data(block, name="dask chunk"), weight, center)
 
 
-def _stats(block, weight, center, form, hard, name):
+def _stats(block, weight, center, form, hard, about, name):
     backend, part = _part(block, weight, center, name)
-    return backend.fused_stats(part, form, hard)
+    return backend.stats_pass(part, form, hard, about)
 
 
 def _score(block, center, form, method, name):
@@ -56,6 +56,7 @@ class Dask(Backend):
     def __init__(self, inner: Backend):
         self.inner = inner
         self.name = f"{inner.name} (dask)"
+        self.exact_beyond, self.centred = inner.exact_beyond, inner.centred
 
     def prepare(self, X, weight=None) -> Prepared:
         import dask.array as da
@@ -71,11 +72,12 @@ class Dask(Backend):
         weights = [None] * len(blocks) if prep.extra is None else prep.extra.to_delayed().ravel()
         return blocks, weights
 
-    def fused_stats(self, prep, form, hard=False) -> Stats:
+    def stats_pass(self, prep, form, hard=False, about=None) -> Stats:
         import dask
         blocks, weights = self._blocks(prep)
         shared = dask.delayed(form, pure=True)   # one key: sent once to each worker
-        parts = [dask.delayed(_stats)(b, w, prep.center, shared, hard, self.inner.name)
+        parts = [dask.delayed(_stats)(b, w, prep.center, shared, hard, about,
+                                          self.inner.name)
                  for b, w in zip(blocks, weights)]
         while len(parts) > 1:                   # a tree: pairs, then pairs of pairs
             parts = [dask.delayed(operator.add)(*parts[i:i + 2]) if i + 1 < len(parts)

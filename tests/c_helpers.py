@@ -134,7 +134,9 @@ def assert_stats_close(got, ref, tol: float, X: np.ndarray, weight=None, what: s
     # near it; far ones go about their means): errors scale with the moments about the centre
     center = Xd.mean(axis=0) if Xd.size else np.zeros(X.shape[1])
     about_center = ref.about(np.broadcast_to(center, ref.shift.shape)).S2
-    s2_scale = float(max(np.max(np.abs(about_center)), np.max(np.abs(ref.S2))))
+    s2_scale = float(max(np.max(np.abs(about_center)), np.max(np.abs(ref.S2)),
+                         # a floor of float64 rounding: one sample has no spread to scale by
+                         1e-12 * np.sum(ref.N) * float(np.max(np.abs(Xd), initial=0.0)) ** 2))
     d_S2 = np.max(np.abs(got.S2 - ref.S2))
     assert d_S2 <= tol * s2_scale, f"{what}: S2 diff {d_S2:.3g} (scale {s2_scale:.3g})"
 

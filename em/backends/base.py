@@ -14,6 +14,11 @@ import numpy as np
 
 from em.contract import ScoringForm, Stats
 
+ROUNDING = {"float32": 2.0 ** -24, "float64": 2.0 ** -53}   # unit roundoff of the data's dtype
+CENTRE_BLUR = 1e-3     # the most centring (x - c in the data's dtype) may blur a component, in
+                       # its standard deviations, beyond the rounding its own values carry
+REBASES = 3            # passes about the last means, at most, where moments cancel
+
 
 class BackendUnavailable(RuntimeError):
     """Raised by a backend loader that cannot run here; the message says why."""
@@ -58,6 +63,14 @@ def _column_mean(X: np.ndarray) -> np.ndarray:
     return (total + X[m:].sum(axis=0, dtype=np.float64)) / max(N, 1)
 
 
+def _centre_blurs(center, means, sd, dtype: str) -> bool:
+    """Whether x - c in ``dtype`` blurs a component (means, sd: (M, D)) by more than
+    CENTRE_BLUR of its standard deviation and by more than its own values' rounding."""
+    u = ROUNDING[dtype]
+    blur = u * np.abs(means - center)
+    return bool(np.any((blur > CENTRE_BLUR * sd) & (blur > 2 * u * (np.abs(means) + sd))))
+
+
 class Backend(ABC):
     """Interface every backend implements; see the module docstring."""
 
@@ -72,13 +85,62 @@ class Backend(ABC):
                 if weight is not None else _column_mean(X)
         return Prepared(X, weight, center)
 
-    @abstractmethod
+    # A component whose mean lies further than this from the point its moments are taken
+    # about (squared, in its standard deviations) loses the digits of its variance to
+    # cancellation (S2/N - d^2); the pass is redone about the new means.  The compiled
+    # backends sum float32 data in float32 within a tile, so their float32 bound is tighter
+    # (with it, variances stay within 3e-4 in float32 and 1e-9 in float64).
+    exact_beyond = {"float32": 1e3, "float64": 1e6}
+    centred = True         # whether the kernels compute x - c in the data's dtype
+
+
     def fused_stats(self, prep: Prepared, form: ScoringForm, hard: bool = False) -> Stats:
-        """Total log-likelihood and N_k, S1_k, S2_k in one pass.
+        """Total log-likelihood and N_k, S1_k, S2_k of one pass that can be trusted.
 
         ``hard=True`` assigns each sample wholly to its most likely component and the
         log-likelihood becomes the classification likelihood ``sum_n w_n max_k log rho_nk``.
+        Usually one :meth:`stats_pass`; rarely a second: where the centre turns out to blur
+        a component (:meth:`fit_centre`, judged again on the pass's own moments), or where a
+        soft pass's moments cancel because a mean moved far beyond its new spread (then
+        about the new means, the two-pass form; again while they still cancel, as the means
+        of a cancelling pass carry its rounding).
         """
+        self.fit_centre(prep, form)
+        stats = self.stats_pass(prep, form, hard)
+        live = stats.N > 1e-8 * max(stats.N.sum(), np.finfo(float).tiny)
+        d, var = stats.spread()
+        if self.centred and prep.center.any() and _centre_blurs(prep.center, (stats.shift + d)[live],
+                                               np.sqrt(np.maximum(var[live], 0.0)),
+                                               prep.X.dtype.name):
+            prep.center = np.zeros_like(prep.center)
+            stats = self.stats_pass(prep, form, hard)
+            d, var = stats.spread()
+        for _ in range(REBASES):       # each pass about the last means gains their digits
+            if hard or not np.any((d * d > self.exact_beyond[prep.X.dtype.name] * var)[live]):
+                break
+            stats = self.stats_pass(prep, form, hard, about=stats.shift + d)
+            d, var = stats.spread()
+        return stats
+
+    def fit_centre(self, prep: Prepared, form: ScoringForm) -> None:
+        """Centre the data at 0 from now on if the centre would blur a component of ``form``
+        (one far value drags the mean far from the bulk, and x - c in the data's dtype then
+        loses the bulk's digits).  The origin adds no rounding at all; the centre only spares
+        the compiled kernels work and cancellation for data far from 0."""
+        if not (self.centred and prep.center.any()):
+            return
+        if form.cvtype == "diag":
+            sd = 1.0 / np.sqrt(form.prec)
+        else:                                       # conditional sd: P_dd = sum_j U_dj^2
+            sd = 1.0 / np.sqrt(np.einsum("kij,kij->ki", form.prec, form.prec))
+        if _centre_blurs(prep.center, form.means, sd, prep.X.dtype.name):
+            prep.center = np.zeros_like(prep.center)
+
+    @abstractmethod
+    def stats_pass(self, prep: Prepared, form: ScoringForm, hard: bool = False,
+                   about: np.ndarray | None = None) -> Stats:
+        """One fused pass (see :meth:`fused_stats`), every component's moments taken about
+        ``about`` (M, D) when given, else about points of the backend's choosing."""
 
     @abstractmethod
     def loglik(self, prep: Prepared, form: ScoringForm) -> np.ndarray:

@@ -29,18 +29,11 @@ TUNE_ROWS = (1 << 12, 1 << 15)    # rows the variants are timed on: at least, at
 TUNE_FLOPS = 2e8                   # ... and about this much work per timed call
 PRIVATE_STATS_LIMIT = 256 << 20    # bytes of per-thread accumulators before 'samples' is dropped
 WORK_PER_THREAD = 5e7              # flops a pass must have per thread before another is woken
-# A component whose mean lies further than this from the data centre (squared, in its standard
-# deviations: per feature for diag, Mahalanobis for full) has its moments taken about its own
-# mean: the rounding of moments about the centre grows with that distance (about 3e-7 x it,
-# relative, in float32; 6e-16 x it in float64), and this keeps variances within 3e-4 (float32)
-# and 1e-9 (float64).  About its mean costs diag ~2x the statistics work of the GEMM about the
-# centre, full ~20% more.
-EXACT_BEYOND = {"float32": 1e3, "float64": 1e6}
 
 # the kernels' argument lists, declared once: rendered into the C source and bound to ctypes
 FUSED = Signature("const T* X, int64_t N, int64_t M, const double* weight, const double* c, "
                   "const double* mu, const double* prec, const double* lc, "
-                  "const uint8_t* exact, int hard, int nthreads, "
+                  "const uint8_t* exact, const double* sh, int hard, int nthreads, "
                   "double* out_ll, double* out_N, double* out_S1, double* out_S2")
 SCORE = Signature("const T* X, int64_t N, int64_t M, const double* c, const double* mu, "
                   "const double* prec, const double* lc, int mode, int nthreads, "
@@ -103,17 +96,25 @@ def units(params: dict) -> list[str]:
             for w in widths]
 
 
-def shifts(form: ScoringForm, center: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+def shifts(form: ScoringForm, center: np.ndarray, dtype: str,
+           about: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(shift (M, D), exact (M,) uint8): the point the kernels take each component's moments
-    about, and whether that is its own mean (as the kernel rounds it: c + T(mu - c)) rather than
-    the data centre c."""
+    about, and whether that is its own mean, or ``about`` where given (as the kernel rounds it:
+    c + T(mu - c)), rather than the data centre c.  A component whose mean lies further from c
+    than ``Backend.exact_beyond`` (squared, in its standard deviations: per feature for diag,
+    Mahalanobis for full) is taken about its mean: about c, the rounding grows with that
+    distance.  About its mean costs diag ~2x the statistics work of the GEMM about the
+    centre, full ~20% more."""
     offset = (form.means - center).astype(dtype).astype(np.float64)
+    if about is not None:
+        return center + (about - center).astype(dtype).astype(np.float64), \
+            np.ones(form.M, np.uint8)
     if form.cvtype == "diag":
         distance = (offset * offset * form.prec).max(axis=1)
     else:
         y = np.einsum("kd,kde->ke", offset, form.prec)
         distance = (y * y).sum(axis=1)
-    exact = (distance > EXACT_BEYOND[dtype]).astype(np.uint8)
+    exact = (distance > CBackend.exact_beyond[dtype]).astype(np.uint8)
     return center + offset * exact[:, None], exact
 
 
@@ -237,19 +238,21 @@ class CBackend(Backend):
         return dict(self._choices)
 
     # -- the contract --------------------------------------------------------------------
-    def fused_stats(self, prep: Prepared, form: ScoringForm, hard: bool = False) -> Stats:
+    def stats_pass(self, prep: Prepared, form: ScoringForm, hard: bool = False,
+                   about: np.ndarray | None = None) -> Stats:
         mod = self.module(form.D, form.cvtype, prep.X.dtype.name)
         if mod is None:
-            return self._fallback.fused_stats(prep, form, hard)
+            return self._fallback.stats_pass(prep, form, hard, about)
         M, D = form.M, form.D
         s2_shape = (M, D) if form.cvtype == "diag" else (M, D, D)
-        shift, exact = shifts(form, prep.center, prep.X.dtype.name)
+        shift, exact = shifts(form, prep.center, prep.X.dtype.name, about)
+        sh = None if about is None else np.ascontiguousarray(about, dtype=np.float64)
 
         def run(variant, p):
             out = (_out(1), _out(M), _out((M, D)), _out(s2_shape))
             rc = mod.fused[variant](
                 _ptr(p.X), p.N, M, _ptr(p.weight), _ptr(p.center), _ptr(form.means),
-                _ptr(form.prec), _ptr(form.log_const), _ptr(exact), int(hard),
+                _ptr(form.prec), _ptr(form.log_const), _ptr(exact), _ptr(sh), int(hard),
                 self.thread_count(mod, p.N, form), *map(_ptr, out))
             if rc != 0:
                 raise MemoryError(f"C kernel fused_{variant} could not allocate its buffers")
@@ -263,6 +266,7 @@ class CBackend(Backend):
         mod = self.module(form.D, form.cvtype, prep.X.dtype.name)
         if mod is None:
             return None
+        self.fit_centre(prep, form)
 
         def run(variant, p, mode=mode):
             ll = _out(p.N) if mode != "argmax" else None

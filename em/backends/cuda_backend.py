@@ -45,10 +45,11 @@ def stats_entries(D: int, cvtype: str) -> int:
     return 1 + D + (D if cvtype == "diag" else D * D)
 
 
-def host_form(form: ScoringForm, center: np.ndarray, dtype) -> tuple:
+def host_form(form: ScoringForm, center: np.ndarray, dtype, about=None) -> tuple:
     """(c, mu, P, lc, sh) in the data's dtype, as the kernels read them (see the template);
-    the statistics come back about c + sh (each component's mean as the kernels round it)."""
-    sh = form.means - center
+    the statistics come back about c + sh (each component's mean, or ``about`` where given,
+    as the kernels round it)."""
+    sh = (form.means if about is None else about) - center
     if form.cvtype == "diag":
         sp = np.sqrt(form.prec)
         mu, P = sh * sp, sp
@@ -146,13 +147,14 @@ class CudaBackend(Backend):
         return (int(-(-n // block)), 1, 1)
 
     # -- the contract --------------------------------------------------------------------
-    def fused_stats(self, prep: Prepared, form: ScoringForm, hard: bool = False) -> Stats:
+    def stats_pass(self, prep: Prepared, form: ScoringForm, hard: bool = False,
+                   about: np.ndarray | None = None) -> Stats:
         M, D, dtype = form.M, form.D, prep.X.dtype
         mod = self.module(D, form.cvtype, dtype.name)
         if mod is None:
             fb = self._fallback()
-            return fb.fused_stats(fb.prepare(prep.X, prep.weight), form, hard)
-        host = host_form(form, prep.center, dtype)
+            return fb.stats_pass(fb.prepare(prep.X, prep.weight, prep.center), form, hard, about)
+        host = host_form(form, prep.center, dtype, about)
         c, mu, P, lc, sh = (self._ga.to_gpu(a) for a in host)
         E = stats_entries(D, form.cvtype)
         w = prep.extra["w"]
@@ -195,6 +197,7 @@ class CudaBackend(Backend):
             if mode == "logpost":
                 return (*fb.log_posteriors(fprep, form), None)
             return fb.loglik(fprep, form), None, None
+        self.fit_centre(prep, form)
         c, mu, P, lc, _ = (self._ga.to_gpu(a) for a in host_form(form, prep.center, dtype))
 
         def run(name, rows=None, mode=mode):

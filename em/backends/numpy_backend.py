@@ -2,7 +2,8 @@
 
 Clear rather than fast.  Data is visited in chunks of rows, each converted to float64, so memory
 stays O(chunk x max(M, D)) and no N x M x D temporary exists.  Each component's moments are
-taken about its own current mean (x - mu_k, as scikit-learn does), so they never cancel.
+taken about its own current mean (x - mu_k, as scikit-learn does), or about the points the caller
+gives (the new means, where a mean moved far beyond its spread), so they do not cancel.
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ SMALL_D = 8                       # full covariance up to this D: a feature at a
 
 class NumpyBackend(Backend):
     name = "numpy"
+    exact_beyond = {"float32": 1e6, "float64": 1e6}      # float64 sums for both
+    centred = False
 
     def __init__(self, chunk_rows: int | None = None):
         self.chunk_rows = chunk_rows
@@ -31,8 +34,10 @@ class NumpyBackend(Backend):
             yield sl, x, _log_rho(x, form)
 
     # -- the contract --------------------------------------------------------------------
-    def fused_stats(self, prep: Prepared, form: ScoringForm, hard: bool = False) -> Stats:
+    def stats_pass(self, prep: Prepared, form: ScoringForm, hard: bool = False,
+                   about: np.ndarray | None = None) -> Stats:
         M, D = form.M, form.D
+        shift = form.means if about is None else np.asarray(about, dtype=np.float64)
         N = np.zeros(M)
         S1 = np.zeros((M, D))
         S2 = np.zeros((M, D) if form.cvtype == "diag" else (M, D, D))
@@ -55,13 +60,13 @@ class NumpyBackend(Backend):
             N += resp.sum(axis=0)
             if form.cvtype == "diag":                          # a feature at a time: (rows, M)
                 for d in range(D):
-                    u = x[:, d, None] - form.means[:, d]
+                    u = x[:, d, None] - shift[:, d]
                     ru = resp * u
                     S1[:, d] += ru.sum(axis=0)
                     np.multiply(ru, u, out=ru)
                     S2[:, d] += ru.sum(axis=0)
             elif D <= SMALL_D:                                 # a pair of features at a time
-                us = [x[:, d, None] - form.means[:, d] for d in range(D)]
+                us = [x[:, d, None] - shift[:, d] for d in range(D)]
                 for i in range(D):
                     ru = resp * us[i]
                     S1[:, i] += ru.sum(axis=0)
@@ -69,11 +74,11 @@ class NumpyBackend(Backend):
                         S2[:, i, j] += (ru * us[j]).sum(axis=0)
                         S2[:, j, i] = S2[:, i, j]
             else:
-                for ks, u in _differences(x, form.means):     # (rows, block, D)
+                for ks, u in _differences(x, shift):          # (rows, block, D)
                     ru = u * resp[:, ks, None]
                     S1[ks] += ru.sum(axis=0)
                     S2[ks] += ru.transpose(1, 2, 0) @ u.transpose(1, 0, 2)
-        return Stats(loglik, N, S1, S2, form.means.copy())
+        return Stats(loglik, N, S1, S2, shift.copy())
 
     def loglik(self, prep: Prepared, form: ScoringForm) -> np.ndarray:
         out = np.empty(prep.N)

@@ -167,9 +167,9 @@ static inline void block_stats_${lay}(const Form* f, int64_t k0, int64_t k1, int
 }
 
 % endfor
-<%def name="prologue(by_blocks=True, exact='exact')">\
+<%def name="prologue(by_blocks=True, exact='exact', sh='sh')">\
     Form f;
-    if (form_init(&f, M, c, mu, prec, lc, ${exact})) return -1;
+    if (form_init(&f, M, c, mu, prec, lc, ${exact}, ${sh})) return -1;
     const int64_t nblocks = (N + B - 1) / B;
     int nt = nthreads > 0 ? nthreads : 1;
 % if by_blocks:
@@ -283,7 +283,7 @@ ${epilogue()}\
 
 extern "C" int score_${v["name"]}(${sig["score"]}) {
     const int B = ${v["block"]};
-${prologue(exact="0")}\
+${prologue(exact="0", sh="0")}\
     if (!err) {
 #pragma omp parallel num_threads(nt)
     {

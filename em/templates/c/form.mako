@@ -4,12 +4,13 @@
 // double (nothing cancels however far the data sits from 0); c is representable in T (the
 // backend rounds it), so centred data are x - c exactly.  A component's statistics are taken
 // about c + mc_k where exact[k], else about c (the backend decides, see
-// em.backends.c_backend.shifts).
+// em.backends.c_backend.shifts); mc_k = T(sh_k - c), sh the component's mean unless given.
 struct Form {
     int64_t M, MP;   // components; padded to whole vectors (row layout of log rho)
     T* c;            // [DP] data centre
-    T* mc;           // [M][DP] centred means: T(mu - c)
-    T* mu;           // [M][DP] full: mc; diag: centred means times sqrt(precision)
+    T* mc;           // [M][DP] centred shifts of the exact statistics: T(sh - c)
+    T* mu;           // [M][DP] full: centred means (mc unless sh is given); diag: centred
+                     // means times sqrt(precision)
     T* P;            // diag: [M][DP] sqrt(precisions); full: [M][DP][DP] upper Cholesky factor
     T* muT;          // diag: [DP][MP] mu transposed (components in lanes)
     T* PT;           // diag: [DP][MP] P transposed
@@ -23,7 +24,7 @@ static void form_free(Form* f) {
 }
 
 static int form_init(Form* f, int64_t M, const double* c, const double* mu, const double* prec,
-                     const double* lc, const uint8_t* exact) {
+                     const double* lc, const uint8_t* exact, const double* sh) {
     f->M = M;
     f->exact = exact;
     f->MP = (M + VW - 1) / VW * VW;
@@ -36,7 +37,7 @@ static int form_init(Form* f, int64_t M, const double* c, const double* mu, cons
     f->muT = f->PT = 0;
 % endif
     f->c = em_alloc(DP); f->mc = em_alloc((size_t)M * DP); f->lc = em_alloc(MP);
-    f->mu = ${"em_alloc((size_t)M * DP)" if L.cvtype == "diag" else "f->mc"};
+    f->mu = ${"em_alloc((size_t)M * DP)" if L.cvtype == "diag" else "sh ? em_alloc((size_t)M * DP) : f->mc"};
     if (!f->c || !f->mc || !f->mu || !f->P || !f->lc${" || !f->muT || !f->PT" if L.cvtype == "diag" else ""}) {
         form_free(f);
         return -1;
@@ -44,7 +45,8 @@ static int form_init(Form* f, int64_t M, const double* c, const double* mu, cons
     for (int d = 0; d < D; ++d) f->c[d] = (T)c[d];
     for (int64_t k = 0; k < MP; ++k) f->lc[k] = k < M ? (T)lc[k] : (T)-INFINITY;
     for (int64_t k = 0; k < M; ++k) {
-        for (int d = 0; d < D; ++d) f->mc[(size_t)k * DP + d] = (T)(mu[(size_t)k * D + d] - c[d]);
+        const double* s = sh ? sh : mu;
+        for (int d = 0; d < D; ++d) f->mc[(size_t)k * DP + d] = (T)(s[(size_t)k * D + d] - c[d]);
 % if L.cvtype == "diag":
         for (int d = 0; d < D; ++d) {         // (x - mu) sqrt(p) = x sqrt(p) - mu sqrt(p): one FMA
             const double sp = sqrt(prec[(size_t)k * D + d]);
@@ -53,6 +55,8 @@ static int form_init(Form* f, int64_t M, const double* c, const double* mu, cons
                 (T)((mu[(size_t)k * D + d] - c[d]) * sp);
         }
 % else:
+        if (f->mu != f->mc)
+            for (int d = 0; d < D; ++d) f->mu[(size_t)k * DP + d] = (T)(mu[(size_t)k * D + d] - c[d]);
         for (int i = 0; i < D; ++i)
             for (int j = i; j < D; ++j)
                 f->P[((size_t)k * DP + i) * DP + j] = (T)prec[((size_t)k * D + i) * D + j];
