@@ -80,10 +80,10 @@ class Stats:
     def spread(self) -> tuple[np.ndarray, np.ndarray]:
         """(offset of each component's mean from its shift (M, D), its variances (M, D): the
         diagonal for full) -- raw moments, no regulariser; an empty component gives zeros."""
-        N = np.maximum(self.N, np.finfo(np.float64).tiny)[:, None]
-        d = self.S1 / N
+        inv = 1.0 / np.maximum(self.N, np.finfo(np.float64).tiny)[:, None]
+        d = self.S1 * inv
         S2 = self.S2 if self.S2.ndim == 2 else np.diagonal(self.S2, axis1=1, axis2=2)
-        return d, S2 / N - d * d
+        return d, S2 * inv - d * d
 
     def about(self, shift: np.ndarray) -> "Stats":
         """The same statistics about other shifts (M, D) (exact algebra in float64; cancels if

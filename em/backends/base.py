@@ -63,11 +63,15 @@ def _column_mean(X: np.ndarray) -> np.ndarray:
     return (total + X[m:].sum(axis=0, dtype=np.float64)) / max(N, 1)
 
 
-def _centre_blurs(center, means, sd, dtype: str) -> bool:
-    """Whether x - c in ``dtype`` blurs a component (means, sd: (M, D)) by more than
+def _centre_blurs(center, means, var, dtype: str) -> bool:
+    """Whether x - c in ``dtype`` blurs a component (means, variances: (M, D)) by more than
     CENTRE_BLUR of its standard deviation and by more than its own values' rounding."""
     u = ROUNDING[dtype]
-    blur = u * np.abs(means - center)
+    far = np.abs(means - center)
+    if not far.size or (u * far.max()) ** 2 <= CENTRE_BLUR ** 2 * var.min():
+        return False                                 # the usual case, in a few operations
+    sd = np.sqrt(np.maximum(var, 0.0))
+    blur = u * far
     return bool(np.any((blur > CENTRE_BLUR * sd) & (blur > 2 * u * (np.abs(means) + sd))))
 
 
@@ -100,23 +104,21 @@ class Backend(ABC):
         ``hard=True`` assigns each sample wholly to its most likely component and the
         log-likelihood becomes the classification likelihood ``sum_n w_n max_k log rho_nk``.
         Usually one :meth:`stats_pass`; rarely a second: where the centre turns out to blur
-        a component (:meth:`fit_centre`, judged again on the pass's own moments), or where a
+        a component (judged on the pass's own moments; see :meth:`fit_centre`), or where a
         soft pass's moments cancel because a mean moved far beyond its new spread (then
         about the new means, the two-pass form; again while they still cancel, as the means
         of a cancelling pass carry its rounding).
         """
-        self.fit_centre(prep, form)
         stats = self.stats_pass(prep, form, hard)
-        live = stats.N > 1e-8 * max(stats.N.sum(), np.finfo(float).tiny)
         d, var = stats.spread()
-        if self.centred and prep.center.any() and _centre_blurs(prep.center, (stats.shift + d)[live],
-                                               np.sqrt(np.maximum(var[live], 0.0)),
-                                               prep.X.dtype.name):
+        live = stats.N > 1e-8 * stats.N.sum()
+        if self.centred and prep.center.any() and _centre_blurs(
+                prep.center, (stats.shift + d)[live], var[live], prep.X.dtype.name):
             prep.center = np.zeros_like(prep.center)
             stats = self.stats_pass(prep, form, hard)
             d, var = stats.spread()
-        for _ in range(REBASES):       # each pass about the last means gains their digits
-            if hard or not np.any((d * d > self.exact_beyond[prep.X.dtype.name] * var)[live]):
+        for _ in range(0 if hard else REBASES):   # each pass about the last means gains digits
+            if not np.any((d * d > self.exact_beyond[prep.X.dtype.name] * var)[live]):
                 break
             stats = self.stats_pass(prep, form, hard, about=stats.shift + d)
             d, var = stats.spread()
@@ -129,11 +131,10 @@ class Backend(ABC):
         the compiled kernels work and cancellation for data far from 0."""
         if not (self.centred and prep.center.any()):
             return
-        if form.cvtype == "diag":
-            sd = 1.0 / np.sqrt(form.prec)
-        else:                                       # conditional sd: P_dd = sum_j U_dj^2
-            sd = 1.0 / np.sqrt(np.einsum("kij,kij->ki", form.prec, form.prec))
-        if _centre_blurs(prep.center, form.means, sd, prep.X.dtype.name):
+        # full: the conditional variance 1 / P_dd, P_dd = sum_j U_dj^2
+        prec = form.prec if form.cvtype == "diag" else np.einsum("kij,kij->ki", form.prec,
+                                                                 form.prec)
+        if _centre_blurs(prep.center, form.means, 1.0 / prec, prep.X.dtype.name):
             prep.center = np.zeros_like(prep.center)
 
     @abstractmethod
