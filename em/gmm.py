@@ -184,14 +184,16 @@ class GMM:
         return ll, np.exp(log_post)
 
     # -- persistence ---------------------------------------------------------------------
-    def save(self, path) -> None:
-        """Write the parameters to a ``.npz`` file (see :mod:`em.persist`)."""
+    def save(self, path) -> str:
+        """Write the parameters to a ``.npz`` file (see :mod:`em.persist`) and return its path:
+        like numpy, ``.npz`` is appended to a path without it (``'model'`` -> ``'model.npz'``)."""
         from em.persist import save_gmm
-        save_gmm(self, path)
+        return save_gmm(self, path)
 
     @classmethod
     def load(cls, path, backend: str = "auto") -> "GMM":
-        """Read a model written by :meth:`save`."""
+        """Read a model written by :meth:`save`; ``'model'`` reads ``'model.npz'`` when there
+        is no ``'model'``."""
         from em.persist import load_gmm
         return load_gmm(path, backend=backend)
 

@@ -5,6 +5,7 @@ Keys: ``em_format`` (int, 1), ``cvtype`` ('diag'|'full'), ``weights`` (M,), ``me
 """
 from __future__ import annotations
 
+import errno
 import os
 import zipfile
 import zlib
@@ -16,23 +17,37 @@ from em.validation import check_cvtype, check_params, check_real
 FORMAT_VERSION = 1
 _KEYS = ("em_format", "cvtype", "weights", "means", "covars", "reg_covar")
 _ZIP_MAGIC = b"PK\x03\x04"
+_SUFFIX = ".npz"
 _KIND_NAMES = {"iu": "integer", "U": "string", "fiu": "number"}
 
 
-def save_gmm(gmm, path) -> None:
-    """Write ``gmm``'s parameters to ``path`` (numpy adds ``.npz`` if missing)."""
-    np.savez(path, em_format=np.int64(FORMAT_VERSION), cvtype=np.str_(gmm.cvtype),
-             weights=gmm._get("weights"), means=gmm._get("means"),
-             covars=gmm._get("covars"), reg_covar=np.float64(gmm.reg_covar))
+def save_gmm(gmm, path) -> str:
+    """Write ``gmm``'s parameters to ``path`` and return the path written, as a str.
+
+    Like numpy's ``savez``, a path that does not end in ``.npz`` gets ``.npz`` appended:
+    ``save_gmm(g, 'model')`` writes and returns ``'model.npz'`` (:func:`load_gmm` finds it
+    from ``'model'`` too).  An open file object is written to and returned as it is."""
+    arrays = dict(em_format=np.int64(FORMAT_VERSION), cvtype=np.str_(gmm.cvtype),
+                  weights=gmm._get("weights"), means=gmm._get("means"),
+                  covars=gmm._get("covars"), reg_covar=np.float64(gmm.reg_covar))
+    if hasattr(path, "write"):                      # an open file: written as it is
+        np.savez(path, **arrays)
+        return path
+    name = os.fsdecode(path)
+    if not name.endswith(_SUFFIX):
+        name += _SUFFIX
+    np.savez(name, **arrays)
+    return name
 
 
 def load_gmm(path, backend: str = "auto"):
-    """Read a model written by :func:`save_gmm`.  A file that is not one (not an .npz, arrays
-    missing, pickled objects, wrong shapes or types, invalid parameters) is a ValueError
+    """Read a model written by :func:`save_gmm`.  ``'model'`` reads ``'model.npz'`` when there
+    is no ``'model'`` (save_gmm appends ``.npz``).  A file that is not a model (not an .npz,
+    arrays missing, pickled objects, wrong shapes or types, invalid parameters) is a ValueError
     naming it; a missing, unreadable or directory path an OSError naming it."""
     from em.gmm import GMM
-    name = os.fspath(path)
-    with open(path, "rb") as fh:
+    name = _existing(os.fsdecode(path))
+    with open(name, "rb") as fh:
         try:
             data = _read_arrays(fh)
         except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
@@ -69,8 +84,36 @@ def _read_arrays(fh) -> dict:
             try:
                 data[k] = f[k]
             except (ValueError, MemoryError) as exc:    # pickled objects, an absurd shape
+                if _holds_objects(f, k):
+                    raise ValueError(f"array {k!r} holds Python objects (pickled data), "
+                                     f"and loading never unpickles: allow_pickle is "
+                                     f"off") from None
                 raise ValueError(f"array {k!r} cannot be read: {exc}") from None
         return data
+
+
+def _existing(name: str) -> str:
+    """``name``, or ``name + '.npz'`` where only that exists (what save_gmm wrote for
+    ``name``); a FileNotFoundError naming ``name`` (and the .npz tried) where neither does."""
+    if os.path.lexists(name) or name.endswith(_SUFFIX):
+        return name
+    if os.path.lexists(name + _SUFFIX):
+        return name + _SUFFIX
+    raise FileNotFoundError(errno.ENOENT, f"{os.strerror(errno.ENOENT)}, nor {name}{_SUFFIX} "
+                            f"(GMM.save appends {_SUFFIX} to a name without it)", name)
+
+
+def _holds_objects(f, key) -> bool:
+    """Whether ``key``'s .npy header in the open NpzFile ``f`` declares a dtype with Python
+    objects (which numpy can only load by unpickling)."""
+    fmt = np.lib.format
+    try:
+        with f.zip.open(key + ".npy") as member:
+            major, _ = fmt.read_magic(member)
+            read = fmt.read_array_header_1_0 if major == 1 else fmt.read_array_header_2_0
+            return read(member)[2].hasobject
+    except Exception:                               # not a readable .npy header: say so below
+        return False
 
 
 def _scalar(data, key, kinds):

@@ -550,8 +550,12 @@ def test_load_never_unpickles(tmp_path, rng):
     np.savez(path, em_format=np.int64(1), cvtype=np.str_("diag"),
              weights=g.components.weights, means=np.array([object(), object()], dtype=object),
              covars=g.components.vars, reg_covar=np.float64(1e-6))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError) as info:
         GMM.load(path)
+    message = str(info.value)
+    assert "holds Python objects (pickled data)" in message, message
+    assert "never unpickles" in message and "allow_pickle is off" in message, message
+    assert "Object arrays cannot be loaded" not in message       # numpy's internal phrase
 
 
 def test_load_unsupported_format_version(tmp_path, rng):
@@ -568,8 +572,31 @@ def test_load_unsupported_format_version(tmp_path, rng):
 
 
 def test_load_missing_file_raises_file_not_found(tmp_path):
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="nope.npz"):
         GMM.load(tmp_path / "nope.npz")
+
+
+def test_save_returns_the_path_and_load_finds_it_without_suffix(tmp_path):
+    """numpy's savez appends .npz: save says where it wrote, load('model') reads model.npz."""
+    g = GMM(1, 1, means=[[0.0]], covars=[[2.0]], weights=[1.0], backend="numpy")
+    for given in (tmp_path / "model", str(tmp_path / "model")):
+        written = g.save(given)
+        assert written == str(tmp_path / "model.npz") and not (tmp_path / "model").exists()
+        h = GMM.load(given, backend="numpy")
+        np.testing.assert_array_equal(h.components.vars, g.components.vars)
+    assert g.save(tmp_path / "m.npz") == str(tmp_path / "m.npz")      # no second suffix
+    # a file named exactly as given wins over its .npz sibling
+    (tmp_path / "model").write_text("not a model\n")
+    with pytest.raises(ValueError, match="model: not an em model"):
+        GMM.load(tmp_path / "model")
+
+
+def test_load_missing_file_without_suffix_names_both_paths(tmp_path):
+    with pytest.raises(FileNotFoundError) as info:
+        GMM.load(tmp_path / "nope")
+    assert info.value.filename == str(tmp_path / "nope")
+    message = str(info.value)
+    assert str(tmp_path / "nope.npz") in message and "appends .npz" in message, message
 
 
 # -- compute_distance_BIC ---------------------------------------------------------------------------
