@@ -89,4 +89,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from em.cli import run_main
+    run_main(main)     # Ctrl-C: status 130; closed stdout: quiet, 141

@@ -5,7 +5,8 @@ A CLI given a bad input must exit 2 with exactly one stderr line, 'error:' (the 
 under tmp_path as it was: no output created or modified, no temp file left.  The kernel and
 feature cache (EM_CACHE_DIR = tmp_path/cache) is a cache, not output: it is only checked for
 temp files.  GMM.load must raise one ValueError naming the file (an OSError for a path that is
-not a file).
+not a file).  Ctrl-C and a closed stdout (``| head -1``) end every tool quietly (em/cli.py): status
+130, resp. 141, and no traceback.
 """
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ import os
 import pickle
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -468,3 +471,115 @@ def test_saved_model_still_loads(tmp_path):
     path = npz(tmp_path)
     g = GMM.load(path, backend="numpy")
     assert (g.M, g.D, g.cvtype, g.reg_covar) == (2, 3, "diag", 1e-6)
+
+
+# -- Ctrl-C and a closed stdout: every tool goes through em.cli.run_main ------------------------
+TOOLS = ["examples/cluster.py", "examples/song_recommendation.py", "examples/train_ubm.py",
+         "examples/gmm_example.py", "em/__main__.py"]
+
+
+def tool_env(tmp):
+    return dict(os.environ, EM_CACHE_DIR=str(tmp / "cache"), EM_BACKEND="numpy")
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_every_tool_exits_through_run_main(tool):
+    tail = (ROOT / tool).read_text().split('if __name__ == "__main__":')[-1]
+    assert "run_main(main)" in tail and "sys.exit" not in tail, tail
+
+
+def ubm_out_of_core(tmp):
+    """train_ubm.py for far longer than the test waits; the frames file it writes first (in
+    main) shows it has started."""
+    (tmp / "in").mkdir()
+    shutil.copy(DATA / "sample.htk", tmp / "in" / "sample.htk")
+    return (["examples/train_ubm.py", tmp / "in", "-M", "16", "-o", tmp / "ubm.h5", "--iters",
+             "1000000", "--tol", "0", "--out-of-core", "--frames", tmp / "frames.h5"],
+            tmp / "frames.h5")
+
+
+def songs_demo(tmp):
+    """song_recommendation.py on its demo collection, generated (inside main) on first use."""
+    return ["examples/song_recommendation.py"], tmp / "cache" / "msd-demo-v1"
+
+
+@pytest.mark.parametrize("build", [ubm_out_of_core, songs_demo], ids=["train_ubm", "songs"])
+def test_ctrl_c_exits_130_without_traceback(tmp_path, build):
+    argv, started = build(tmp_path)
+    p = subprocess.Popen([sys.executable, *map(str, argv)], cwd=ROOT, env=tool_env(tmp_path),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         # as in a terminal, whatever this test runs under (a background job
+                         # of a non-interactive shell ignores SIGINT)
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 30
+        while not started.exists() and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert p.poll() is None and started.exists(), p.communicate()
+        time.sleep(0.3)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    assert p.returncode == 130, out + err
+    assert "Traceback" not in out + err, err
+    assert err.strip() == "interrupted", err
+    assert not (tmp_path / "ubm.h5").exists()
+    assert not (started / "COMPLETE").exists()          # an interrupted demo is not used later
+
+
+def render_kernel(tmp):
+    return ["-m", "em", "render", "--backend", "c", "--D", "39", "--cvtype", "full"]
+
+
+def songs_ranking(tmp):
+    return songs(tmp, "--top", "1000", root=collection(tmp, n=300))
+
+
+def run_reading_one_line(tmp, argv):
+    """Run ``argv`` with stdout a pipe, read one line, close the pipe while the tool still has
+    output to write (the pipe shrunk to one page where Linux allows: every tool's output here
+    is longer than that; the kernel's 100 kB is longer than a default pipe anyway)."""
+    read_end, write_end = os.pipe()
+    try:
+        import fcntl
+        fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
+    except (ImportError, AttributeError, OSError):
+        pass
+    p = subprocess.Popen([sys.executable, *map(str, argv)], cwd=ROOT, env=tool_env(tmp),
+                         stdout=write_end, stderr=subprocess.PIPE)
+    os.close(write_end)
+    try:
+        with os.fdopen(read_end, "rb", buffering=0) as out:
+            first = out.readline()                      # unbuffered: exactly one line
+        err = p.communicate(timeout=60)[1].decode()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    return first, p.returncode, err
+
+
+@pytest.mark.parametrize("build", [render_kernel, songs_ranking], ids=["em-render", "songs"])
+def test_closed_stdout_exits_141_quietly(tmp_path, build):
+    (tmp_path / "cache").mkdir()
+    first, rc, err = run_reading_one_line(tmp_path, build(tmp_path))
+    assert first.strip(), (first, err)
+    assert rc == 141, err
+    assert err == "", err                               # no traceback, no 'error:' line
+
+
+@pytest.mark.parametrize("argv", [["-m", "em", "info"], ["examples/gmm_example.py"]],
+                         ids=["em-info", "gmm_example"])
+def test_stdout_closed_from_the_start_exits_141_quietly(tmp_path, argv):
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    script = [str(ROOT / a) if a.endswith(".py") else a for a in argv]
+    p = subprocess.Popen([sys.executable, *script], cwd=tmp_path, env=tool_env(tmp_path),
+                         stdout=write_end, stderr=subprocess.PIPE, text=True)
+    os.close(write_end)
+    err = p.communicate(timeout=60)[1]
+    assert p.returncode == 141, err
+    assert err == "", err
