@@ -40,6 +40,31 @@ def _score(block, center, form, method, name):
     return getattr(backend, method)(part, form)
 
 
+def _persist(array):
+    """``array`` persisted, its chunks spread evenly over the workers of the current
+    ``distributed.Client`` by construction: chunk i of n is computed on worker i * W // n of
+    the W workers (sorted by address), so a pass runs on every worker however the scheduler
+    would have placed them (it may put them all on one).  The placement is a loose
+    restriction: a lost worker's chunks are recomputed elsewhere.  Without a client (dask's
+    local schedulers) a plain persist."""
+    try:
+        from distributed import get_client
+        client = get_client()
+    except (ImportError, ValueError):               # no distributed, or no client
+        return array.persist()
+    workers = sorted(client.scheduler_info()["workers"])
+    if len(workers) < 2:
+        return array.persist()
+    from dask.core import flatten
+    keys = list(flatten(array.__dask_keys__()))
+    blocks = array.to_delayed().ravel()
+    futures = {key: client.compute(block, workers=[workers[i * len(workers) // len(keys)]],
+                                   allow_other_workers=True)
+               for i, (key, block) in enumerate(zip(keys, blocks))}
+    rebuild, args = array.__dask_postpersist__()
+    return rebuild(futures, *args)
+
+
 class _Rows:
     """The persisted array as seeding sees it: shape, dtype, rows by index (computed)."""
 
@@ -60,8 +85,8 @@ class Dask(Backend):
 
     def prepare(self, X, weight=None) -> Prepared:
         import dask.array as da
-        X = X.rechunk({1: -1}).persist()
-        w = None if weight is None else da.from_array(weight, chunks=(X.chunks[0],)).persist()
+        X = _persist(X.rechunk({1: -1}))
+        w = None if weight is None else _persist(da.from_array(weight, chunks=(X.chunks[0],)))
         mean = (X.mean(axis=0) if w is None else
                 (X * w[:, None]).sum(axis=0) / w.sum()).compute()
         center = np.asarray(mean, dtype=np.float64).astype(X.dtype).astype(np.float64)
