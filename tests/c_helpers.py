@@ -156,3 +156,24 @@ def assert_close_elementwise(got, ref, tol: float, scale=None, what: str = ""):
         raise AssertionError(f"{what}: {bad.sum()} of {bad.size} elements differ; first at flat "
                              f"index {i}: {got.ravel()[i]!r} vs {ref.ravel()[i]!r} "
                              f"(bound {np.broadcast_to(bound, bad.shape).ravel()[i]:.3g})")
+
+
+def collapsed_far_problem(D: int, cvtype: str, dtype: str, n: int = 400):
+    """(X, form, tol): a normal bulk and two rows at one far point (1e5 in float32, 1e20 in
+    float64, first feature), with a component collapsed on that point (variance 1e-6) -- the
+    state EM reaches on one far value.  The diag kernels' fast form x sqrt(p) - mu sqrt(p)
+    misjudged those rows by ~1e7 nats (float32) / 1e33 (float64); they must score as the
+    numpy oracle scores them.  tol: float32's is 1e-4, as x - c rounds the bulk by u |c|
+    (c = 500 here, 3e-5 standard deviations)."""
+    from em.models.gaussian import scoring_form
+    rng = np.random.default_rng(D)
+    X = rng.normal(size=(n, D))
+    point = np.zeros(D)
+    point[0] = 1e5 if dtype == "float32" else 1e20
+    X[[7, 201]] = point
+    X = np.ascontiguousarray(X.astype(dtype))
+    means = np.stack([np.zeros(D), np.full(D, 0.5), X[7].astype(np.float64)])
+    var = np.array([1.0, 2.0, 1e-6])[:, None] * np.ones(D)
+    covars = var if cvtype == "diag" else var[:, :, None] * np.eye(D)
+    form = scoring_form(np.array([0.6, 0.39, 0.01]), means, covars, cvtype)
+    return X, form, 1e-4 if dtype == "float32" else TOL[dtype]

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import fake_pycuda
-from c_helpers import (TOL, assert_close_elementwise, assert_stats_close, make_data, make_form,
-                       make_weights, near_ties)
+from c_helpers import (TOL, assert_close_elementwise, assert_stats_close,
+                       collapsed_far_problem, make_data, make_form, make_weights, near_ties)
 from em.backends import cuda_backend
 from em.backends.numpy_backend import NumpyBackend
 
@@ -59,6 +59,34 @@ def test_scores_match_numpy(fake, M, D, cv, dt):
                              what="log posteriors")
     arg = b.argmax(prep, form)
     assert not ((arg != ref_lp.argmax(1)) & ~near_ties(ref_ll, ref_lp, 1e-4)).any()
+
+
+@pytest.mark.parametrize("M, D, cv, dt", PROBLEMS)
+def test_a_pass_about_given_points_still_scores_the_means(fake, M, D, cv, dt):
+    """stats_pass(about=...): moments about the given points, responsibilities from the form's
+    means (the host form once scored about the given points instead)."""
+    X = make_data(M, D, cv, 301, dt)
+    form = make_form(M, D, cv)
+    about = form.means + 0.75
+    b = cuda_backend.CudaBackend()
+    got = b.stats_pass(b.prepare(X), form, about=about)
+    np.testing.assert_allclose(got.shift, about, rtol=1e-6)
+    assert_stats_close(got, ORACLE.stats_pass(ORACLE.prepare(X), form), TOL[dt], X,
+                       what=f"{cv} M={M} D={D} {dt} about")
+
+
+@pytest.mark.parametrize("cv", ["diag", "full"])
+@pytest.mark.parametrize("dt", ["float32", "float64"])
+def test_a_component_collapsed_on_a_far_value_scores_its_own_rows(fake, cv, dt):
+    X, form, tol = collapsed_far_problem(3, cv, dt)
+    b = cuda_backend.CudaBackend()
+    ref_ll, ref_lp = ORACLE.log_posteriors(ORACLE.prepare(X), form)
+    ll, lp = b.log_posteriors(b.prepare(X), form)
+    assert_close_elementwise(ll, ref_ll, tol, what="loglik")
+    assert_close_elementwise(lp, ref_lp, tol, scale=np.abs(ref_lp) + np.abs(ref_ll)[:, None],
+                             what="log posteriors")
+    assert_stats_close(b.fused_stats(b.prepare(X), form), ORACLE.fused_stats(
+        ORACLE.prepare(X), form), tol, X, what=f"{cv} {dt}")
 
 
 def test_chunks_and_streaming(fake, monkeypatch):

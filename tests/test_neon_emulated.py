@@ -38,8 +38,8 @@ from em.specializer import compile as cc
 from em.specializer import target as tg
 from em.specializer.signature import _ARG
 
-from c_helpers import (TOL, assert_close_elementwise, assert_stats_close, make_data,  # noqa
-                       make_form, make_weights, near_ties)
+from c_helpers import (TOL, assert_close_elementwise, assert_stats_close,  # noqa
+                       collapsed_far_problem, make_data, make_form, make_weights, near_ties)
 
 AARCH64_CXX = shutil.which("aarch64-linux-gnu-g++")
 QEMU = shutil.which("qemu-aarch64") or shutil.which("qemu-aarch64-static")
@@ -420,6 +420,11 @@ def test_neon_kernels_match_numpy_under_emulation(D, cv, dt, neon, executables, 
                 what = f"neon {cv} D={D} {dt} {label} {name}"
                 check_fused(check, b, X, None, form, False, tol, what)
                 check_scores(check, b, X, form, tol, what)
+        X, form, far_tol = collapsed_far_problem(D, cv, dt)
+        for name, b in backends.items():
+            what = f"neon {cv} D={D} {dt} collapsed far component {name}"
+            check_fused(check, b, X, None, form, False, far_tol, what)
+            check_scores(check, b, X, form, far_tol, what)
         assert not check.failures, \
             f"{len(check.failures)} of {check.count} comparisons differ:\n" \
             + "\n".join(check.failures)
@@ -429,6 +434,8 @@ def test_neon_kernels_match_numpy_under_emulation(D, cv, dt, neon, executables, 
             {(kind, i) for kind in KERNELS for i in range(len(names))}
         assert {a["nthreads"] for a in fused} == {2}
         assert any(a["exact"].any() for a in fused) and any(not a["exact"].any() for a in fused)
+        if cv == "diag":                            # log rho from x - mu in double
+            assert any(a["far"] is not None for a in fused)
         if "sh" in c_backend.FUSED.names:           # passes about given shifts (re-based)
             assert any(a["sh"] is not None for a in fused), "no pass about given shifts ran"
         assert {a["hard"] for a in fused} == {0, 1}

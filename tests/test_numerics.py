@@ -215,6 +215,43 @@ def test_one_far_value_does_not_blur_the_bulk_in_float32(cvtype, width):
                                atol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("cvtype", ["diag", "full"])
+@pytest.mark.parametrize("width", WIDTHS)
+def test_a_component_collapsed_on_a_far_value_scores_its_own_rows(cvtype, dtype, width):
+    """Rows equal to a far tight component's mean: the C kernels score them as numpy does (the
+    diag fast form alone was off by ~1e33 nats in float64: EM 'converged' early on garbage)."""
+    from c_helpers import assert_close_elementwise, assert_stats_close, collapsed_far_problem
+    from em.backends.numpy_backend import NumpyBackend
+    X, form, tol = collapsed_far_problem(3, cvtype, dtype)
+    oracle, c = NumpyBackend(), CBackend(vector_bytes=width)
+    ref_ll, ref_lp = oracle.log_posteriors(oracle.prepare(X), form)
+    ll, lp = c.log_posteriors(c.prepare(X), form)
+    assert_close_elementwise(ll, ref_ll, tol, what="loglik")
+    assert_close_elementwise(lp, ref_lp, tol, scale=np.abs(ref_lp) + np.abs(ref_ll)[:, None],
+                             what="log posteriors")
+    assert ll[7] == pytest.approx(ref_ll[7], rel=1e-6)       # the far rows themselves
+    for hard in (False, True):
+        assert_stats_close(c.fused_stats(c.prepare(X), form, hard),
+                           oracle.fused_stats(oracle.prepare(X), form, hard), tol, X,
+                           what=f"hard={hard}")
+
+
+@pytest.mark.parametrize("cvtype", ["diag", "full"])
+def test_an_extreme_outlier_in_float64_trains_as_on_numpy(cvtype):
+    """The C backend trains on a 1e30 outlier as the numpy backend does: the same
+    log-likelihood path, iteration count and parameters."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 3))
+    X[5, 1] = 1e30
+    c, ref = trained(X, cvtype, "c"), trained(X, cvtype, "numpy")
+    assert c.n_iter_ == ref.n_iter_
+    np.testing.assert_allclose(c.loglik_history_, ref.loglik_history_, rtol=1e-9)
+    for name in ("weights", "means", "covars"):
+        np.testing.assert_allclose(getattr(c.components, name), getattr(ref.components, name),
+                                   rtol=1e-6, atol=1e-9, err_msg=name)
+
+
 def test_statistics_about_other_shifts_are_moved_before_they_add_up():
     """Stats.__add__: the second operand is re-based onto the first one's shifts, so the sum
     equals the statistics of all samples about those shifts."""

@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 
-from em.backends.base import Backend, BackendUnavailable, Prepared
+from em.backends.base import ROUNDING, Backend, BackendUnavailable, Prepared
 from em.backends.numpy_backend import NumpyBackend
 from em.contract import ScoringForm, Stats
 from em.specializer import compile as cc
@@ -25,6 +25,7 @@ from em.specializer.layout import Layout
 from em.specializer.render import render
 from em.specializer.signature import Signature
 
+FAR_FORM = 2.0 ** -10               # standard deviations the diag fast form may round (far)
 TUNE_ROWS = (1 << 12, 1 << 15)    # rows the variants are timed on: at least, at most
 TUNE_FLOPS = 2e8                   # ... and about this much work per timed call
 PRIVATE_STATS_LIMIT = 256 << 20    # bytes of per-thread accumulators before 'samples' is dropped
@@ -33,11 +34,11 @@ WORK_PER_THREAD = 5e7              # flops a pass must have per thread before an
 # the kernels' argument lists, declared once: rendered into the C source and bound to ctypes
 FUSED = Signature("const T* X, int64_t N, int64_t M, const double* weight, const double* c, "
                   "const double* mu, const double* prec, const double* lc, "
-                  "const uint8_t* exact, const double* sh, int hard, int nthreads, "
-                  "double* out_ll, double* out_N, double* out_S1, double* out_S2")
+                  "const uint8_t* far, const uint8_t* exact, const double* sh, int hard, "
+                  "int nthreads, double* out_ll, double* out_N, double* out_S1, double* out_S2")
 SCORE = Signature("const T* X, int64_t N, int64_t M, const double* c, const double* mu, "
-                  "const double* prec, const double* lc, int mode, int nthreads, "
-                  "double* out_ll, double* out_post, int64_t* out_arg")
+                  "const double* prec, const double* lc, const uint8_t* far, int mode, "
+                  "int nthreads, double* out_ll, double* out_post, int64_t* out_arg")
 _MODE = {"loglik": 0, "logpost": 1, "argmax": 2}
 
 
@@ -96,26 +97,45 @@ def units(params: dict) -> list[str]:
             for w in widths]
 
 
-def shifts(form: ScoringForm, center: np.ndarray, dtype: str,
+def reach(form: ScoringForm, center: np.ndarray, dtype: str) -> np.ndarray:
+    """(M,) squared distance of each component's mean from the data centre c, in its standard
+    deviations (diag: the largest per feature; full: Mahalanobis), the offset rounded to the
+    data's dtype as the kernels round it."""
+    offset = (form.means - center).astype(dtype).astype(np.float64)
+    if form.cvtype == "diag":
+        return (offset * offset * form.prec).max(axis=1)
+    y = np.einsum("kd,kde->ke", offset, form.prec)
+    return (y * y).sum(axis=1)
+
+
+def shifts(form: ScoringForm, center: np.ndarray, dtype: str, distance: np.ndarray,
            about: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(shift (M, D), exact (M,) uint8): the point the kernels take each component's moments
     about, and whether that is its own mean, or ``about`` where given (as the kernel rounds it:
-    c + T(mu - c)), rather than the data centre c.  A component whose mean lies further from c
-    than ``Backend.exact_beyond`` (squared, in its standard deviations: per feature for diag,
-    Mahalanobis for full) is taken about its mean: about c, the rounding grows with that
-    distance.  About its mean costs diag ~2x the statistics work of the GEMM about the
-    centre, full ~20% more."""
-    offset = (form.means - center).astype(dtype).astype(np.float64)
+    c + T(mu - c)), rather than the data centre c.  A component further from c
+    (``distance``: its :func:`reach`) than ``Backend.exact_beyond`` is taken about its mean:
+    about c, the rounding grows with that distance.  About its mean costs diag ~2x the
+    statistics work of the GEMM about the centre, full ~20% more."""
     if about is not None:
         return center + (about - center).astype(dtype).astype(np.float64), \
             np.ones(form.M, np.uint8)
-    if form.cvtype == "diag":
-        distance = (offset * offset * form.prec).max(axis=1)
-    else:
-        y = np.einsum("kd,kde->ke", offset, form.prec)
-        distance = (y * y).sum(axis=1)
     exact = (distance > CBackend.exact_beyond[dtype]).astype(np.uint8)
+    offset = (form.means - center).astype(dtype).astype(np.float64)
     return center + offset * exact[:, None], exact
+
+
+def far(form: ScoringForm, distance: np.ndarray, dtype: str) -> np.ndarray | None:
+    """(M,) uint8 marking the diag components whose log rho the kernels take from x - mu in
+    double, or None when there are none (and for full covariances, whose kernels subtract the
+    means first).  The diag kernels' fast form u = (x - c) sqrt(p) - T((mu - c) sqrt(p)) rounds
+    u by about ROUNDING * |mu - c| sqrt(p) standard deviations (``distance``: its square, see
+    :func:`reach`); where that exceeds :data:`FAR_FORM` the component is tighter than the form
+    resolves (a component collapsed on a far value: 1e30 in float64, 1e5 in float32), and the
+    fast form would misjudge its own samples by many nats."""
+    if form.cvtype != "diag":
+        return None
+    marked = distance * ROUNDING[dtype] ** 2 > FAR_FORM ** 2
+    return marked.astype(np.uint8) if marked.any() else None
 
 
 def work_flops(N: int, M: int, D: int, cvtype: str) -> float:
@@ -245,15 +265,18 @@ class CBackend(Backend):
             return self._fallback.stats_pass(prep, form, hard, about)
         M, D = form.M, form.D
         s2_shape = (M, D) if form.cvtype == "diag" else (M, D, D)
-        shift, exact = shifts(form, prep.center, prep.X.dtype.name, about)
+        dtype = prep.X.dtype.name
+        distance = reach(form, prep.center, dtype)
+        shift, exact = shifts(form, prep.center, dtype, distance, about)
         sh = None if about is None else np.ascontiguousarray(about, dtype=np.float64)
+        marked = far(form, distance, dtype)
 
         def run(variant, p):
             out = (_out(1), _out(M), _out((M, D)), _out(s2_shape))
             rc = mod.fused[variant](
                 _ptr(p.X), p.N, M, _ptr(p.weight), _ptr(p.center), _ptr(form.means),
-                _ptr(form.prec), _ptr(form.log_const), _ptr(exact), _ptr(sh), int(hard),
-                self.thread_count(mod, p.N, form), *map(_ptr, out))
+                _ptr(form.prec), _ptr(form.log_const), _ptr(marked), _ptr(exact), _ptr(sh),
+                int(hard), self.thread_count(mod, p.N, form), *map(_ptr, out))
             if rc != 0:
                 raise MemoryError(f"C kernel fused_{variant} could not allocate its buffers")
             return out
@@ -267,6 +290,8 @@ class CBackend(Backend):
         if mod is None:
             return None
         self.fit_centre(prep, form)
+        dtype = prep.X.dtype.name
+        marked = far(form, reach(form, prep.center, dtype), dtype)
 
         def run(variant, p, mode=mode):
             ll = _out(p.N) if mode != "argmax" else None
@@ -274,8 +299,8 @@ class CBackend(Backend):
             arg = _out(p.N, np.int64) if mode == "argmax" else None
             rc = mod.score[variant](
                 _ptr(p.X), p.N, form.M, _ptr(p.center), _ptr(form.means), _ptr(form.prec),
-                _ptr(form.log_const), _MODE[mode], self.thread_count(mod, p.N, form),
-                _ptr(ll), _ptr(post), _ptr(arg))
+                _ptr(form.log_const), _ptr(marked), _MODE[mode],
+                self.thread_count(mod, p.N, form), _ptr(ll), _ptr(post), _ptr(arg))
             if rc != 0:
                 raise MemoryError(f"C kernel score_{variant} could not allocate its buffers")
             return ll, post, arg

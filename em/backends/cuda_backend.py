@@ -49,12 +49,9 @@ def host_form(form: ScoringForm, center: np.ndarray, dtype, about=None) -> tuple
     """(c, mu, P, lc, sh) in the data's dtype, as the kernels read them (see the template);
     the statistics come back about c + sh (each component's mean, or ``about`` where given,
     as the kernels round it)."""
-    sh = (form.means if about is None else about) - center
-    if form.cvtype == "diag":
-        sp = np.sqrt(form.prec)
-        mu, P = sh * sp, sp
-    else:
-        mu, P = sh, form.prec
+    mu = form.means - center
+    sh = mu if about is None else about - center
+    P = np.sqrt(form.prec) if form.cvtype == "diag" else form.prec
     return tuple(np.ascontiguousarray(a, dtype=dtype)
                  for a in (center, mu, P, form.log_const, sh))
 

@@ -110,9 +110,11 @@ static inline void block_logrho_${lay}(const Form* f, const T* X, int64_t n0, in
 % if lay == "kvec":
     (void)B;
     logrho_kvec(f, w->z, nb, w->lr);
+    logrho_far(f, X, n0, nb, w->lr, f->MP, 1);
 % elif lay == "nvec":
     transpose_tile(w->z, nb, B, w->xt);
     logrho_nvec(f, w->xt, B, nb, w->lr);
+    logrho_far(f, X, n0, nb, w->lr, 1, B);
 % elif lay == "gcol":
     transpose_tile(w->z, nb, B, w->xt);
     logrho_gcol(f, w->xt, B, nb, w->lr, w->aux, w->q);
@@ -169,7 +171,7 @@ static inline void block_stats_${lay}(const Form* f, int64_t k0, int64_t k1, int
 % endfor
 <%def name="prologue(by_blocks=True, exact='exact', sh='sh')">\
     Form f;
-    if (form_init(&f, M, c, mu, prec, lc, ${exact}, ${sh})) return -1;
+    if (form_init(&f, M, c, mu, prec, lc, far, ${exact}, ${sh})) return -1;
     const int64_t nblocks = (N + B - 1) / B;
     int nt = nthreads > 0 ? nthreads : 1;
 % if by_blocks:
@@ -252,6 +254,7 @@ ${prologue(v["parallel"] == "samples")}\
                 load_tile(&f, X, n0 + s0, ns, zs);
 % if lay == "kvec":
                 logrho_kvec(&f, zs, ns, lrs);
+                logrho_far(&f, X, n0 + s0, ns, lrs, f.MP, 1);
 % else:
                 logrho_gemm(&f, zs, ns, lrs, scratch);
 % endif

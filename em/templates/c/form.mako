@@ -16,17 +16,45 @@ struct Form {
     T* PT;           // diag: [DP][MP] P transposed
     T* lc;           // [MP] log constants, -inf for padding components
     const uint8_t* exact;   // [M] statistics about c + mc_k (else about c); NULL when scoring
+    int64_t nfar;    // diag: components whose log rho comes from x - mu in double (the fast
+    int64_t* far;    // [nfar] form rounds them beyond their spread; em.backends.c_backend.far),
+    double* fmu;     // [nfar][D] their means
+    double* fp;      // [nfar][D] their precisions
 };
 
 static void form_free(Form* f) {
     free(f->c); free(f->mc); free(f->P); free(f->muT); free(f->PT); free(f->lc);
+    free(f->far); free(f->fmu); free(f->fp);
     if (f->mu != f->mc) free(f->mu);
 }
 
 static int form_init(Form* f, int64_t M, const double* c, const double* mu, const double* prec,
-                     const double* lc, const uint8_t* exact, const double* sh) {
+                     const double* lc, const uint8_t* far, const uint8_t* exact,
+                     const double* sh) {
     f->M = M;
     f->exact = exact;
+    f->nfar = 0;
+    f->far = 0; f->fmu = f->fp = 0;
+% if L.cvtype == "diag":
+    for (int64_t k = 0; far && k < M; ++k) f->nfar += far[k] != 0;
+    if (f->nfar) {
+        f->far = (int64_t*)malloc(sizeof(int64_t) * (size_t)f->nfar);
+        f->fmu = em_alloc_d((size_t)f->nfar * D); f->fp = em_alloc_d((size_t)f->nfar * D);
+        if (!f->far || !f->fmu || !f->fp) {
+            free(f->far); free(f->fmu); free(f->fp);
+            return -1;
+        }
+        for (int64_t k = 0, i = 0; k < M; ++k) {
+            if (!far[k]) continue;
+            f->far[i] = k;
+            memcpy(f->fmu + (size_t)i * D, mu + (size_t)k * D, sizeof(double) * D);
+            memcpy(f->fp + (size_t)i * D, prec + (size_t)k * D, sizeof(double) * D);
+            ++i;
+        }
+    }
+% else:
+    (void)far;
+% endif
     f->MP = (M + VW - 1) / VW * VW;
     const int64_t MP = f->MP;
 % if L.cvtype == "diag":

@@ -1,5 +1,6 @@
 ## log rho for diagonal covariances: -1/2 sum_d ((x_d - mu_kd) sqrt(p_kd))^2 + lc_k, computed as
-## u = x sqrt(p) - mu sqrt(p) (one FMA) and u*u (another) -- the exact difference form.
+## u = x sqrt(p) - mu sqrt(p) (one FMA) and u*u (another) -- the exact difference form; the
+## few components it cannot resolve (Form.far) are redone by logrho_far.
 ## kvec: components in lanes (rows layout); nvec: samples in lanes (columns layout).
 <%page args="L, layouts"/>\
 <%
@@ -26,6 +27,23 @@ ${body}\
             }
 % endif
 </%def>\
+// log rho of the far components (Form.far) for rows [n0, n0 + nb) of X, from x - mu in double,
+// over what the fast form wrote: lr[b * sb + k * sk]
+static inline void logrho_far(const Form* f, const T* X, int64_t n0, int nb, T* lr, size_t sb,
+                              size_t sk) {
+    for (int64_t i = 0; i < f->nfar; ++i) {
+        const int64_t k = f->far[i];
+        const double* m = f->fmu + (size_t)i * D;
+        const double* p = f->fp + (size_t)i * D;
+        for (int b = 0; b < nb; ++b) {
+            const T* x = X + (n0 + b) * (int64_t)D;
+            double q = 0.0;
+            for (int d = 0; d < D; ++d) { const double u = (double)x[d] - m[d]; q += u * u * p[d]; }
+            lr[(size_t)b * sb + (size_t)k * sk] = (T)((double)f->lc[k] - 0.5 * q);
+        }
+    }
+}
+
 % if "kvec" in layouts:
 // kvec: ${TB} samples x a panel of w <= ${KP} vectors of components in registers; z [nb][ZW]
 // centred -> lr [nb][MP]

@@ -10,9 +10,10 @@
 typedef ${T} T;
 #define D ${D}
 
-// Parameters (prepared on the host in T): c [D] data centre; mu [M][D] centred means (diag:
-// times sqrt(precision)); P: diag [M][D] sqrt(precisions), full [M][D][D] upper Cholesky factor
-// of the precision; lc [M] log constants.
+// Parameters (prepared on the host in T): c [D] data centre; mu [M][D] centred means; P: diag
+// [M][D] sqrt(precisions), full [M][D][D] upper Cholesky factor of the precision; lc [M] log
+// constants.  Both forms subtract the mean first, so a sample equal to a tight component's mean
+// scores exactly however far from c it lies.
 
 // log rho of sample x (a row of X, centred here on c) for component k; no D-sized local array
 __device__ __forceinline__ T log_rho(const T* __restrict__ x, const T* __restrict__ c, int k,
@@ -22,7 +23,7 @@ __device__ __forceinline__ T log_rho(const T* __restrict__ x, const T* __restric
 % if cvtype == "diag":
     const T* m = mu + (size_t)k * D;
     const T* p = P + (size_t)k * D;
-    for (int d = 0; d < D; ++d) { const T u = (x[d] - c[d]) * p[d] - m[d]; q += u * u; }
+    for (int d = 0; d < D; ++d) { const T u = ((x[d] - c[d]) - m[d]) * p[d]; q += u * u; }
 % else:
     // y_j = sum_{i <= j} (x_i - mu_i) U_ij ; q = sum_j y_j^2   (no D-sized local array)
     const T* m = mu + (size_t)k * D;
