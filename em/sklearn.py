@@ -21,10 +21,12 @@ Not run here (scikit-learn's own code runs, on the same estimator, X in memory):
 """
 from __future__ import annotations
 
+import re
 import warnings
 from typing import NamedTuple
 
 import numpy as np
+import sklearn
 from sklearn import cluster as _sk_cluster, mixture as _sk_mixture
 from sklearn.base import _fit_context
 from sklearn.exceptions import ConvergenceWarning
@@ -40,6 +42,23 @@ from em.models.kmeans import Kmeans as _KmeansModel, centre_form
 from em.models.variational import Variational, VariationalParams, expected_log_weights
 from em.seeding import data_moments
 from em.sources import in_memory, route
+
+TESTED = ((1, 7), (1, 10))
+"""scikit-learn versions this module is tested with: from the first, below the second (it
+subclasses scikit-learn's estimators and uses about twenty of its private names).  The
+``sklearn`` extra in pyproject.toml declares the same range; CI tests both ends."""
+
+
+def _tested(version: str) -> bool:
+    """Whether scikit-learn ``version`` lies in :data:`TESTED`."""
+    major_minor = tuple(int(part) for part in re.findall(r"\d+", version)[:2])
+    return TESTED[0] <= major_minor < TESTED[1]
+
+
+if not _tested(sklearn.__version__):
+    warnings.warn(f"em.sklearn is tested with scikit-learn >={'.'.join(map(str, TESTED[0]))},"
+                  f"<{'.'.join(map(str, TESTED[1]))}, not {sklearn.__version__}: it relies on "
+                  "scikit-learn's private names, which may differ", UserWarning, stacklevel=2)
 
 INIT_ROWS = 100_000
 """X on disk or in a dask array: scikit-learn's checks and initialisation see at most this

@@ -315,3 +315,19 @@ def test_kmeans_verbose_output_is_scikit_learns(capsys):
         outputs.append(re.sub(r"\d+\.\d+(e[-+]\d+)?", lambda m: f"{float(m[0]):.9g}", out))
     assert outputs[0].count("Initialization complete") == 2 and "Converged at" in outputs[0]
     assert outputs[0] == outputs[1]
+
+
+def test_the_declared_scikit_learn_range_is_the_tested_one():
+    import sklearn
+    import tomllib
+    from pathlib import Path
+
+    import em.sklearn
+    extras = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())[
+        "project"]["optional-dependencies"]
+    lo, hi = (".".join(map(str, v)) for v in em.sklearn.TESTED)
+    for extra in ("sklearn", "test", "bench"):
+        assert f"scikit-learn>={lo},<{hi}" in extras[extra], extras[extra]
+    assert em.sklearn._tested(sklearn.__version__)
+    assert [em.sklearn._tested(v) for v in ("1.6.1", "1.7.0", "1.9.1", "1.10.0rc1", "2.0")] \
+        == [False, True, True, False, False]
