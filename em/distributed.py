@@ -58,9 +58,12 @@ def _persist(array):
     from dask.core import flatten
     keys = list(flatten(array.__dask_keys__()))
     blocks = array.to_delayed().ravel()
-    futures = {key: client.compute(block, workers=[workers[i * len(workers) // len(keys)]],
-                                   allow_other_workers=True)
-               for i, (key, block) in enumerate(zip(keys, blocks))}
+    futures = {}
+    for w, worker in enumerate(workers):            # one call per worker: its run of chunks
+        mine = range(-(-w * len(keys) // len(workers)), -(-(w + 1) * len(keys) // len(workers)))
+        got = client.compute([blocks[i] for i in mine], workers=[worker],
+                             allow_other_workers=True)
+        futures.update(zip((keys[i] for i in mine), got))
     rebuild, args = array.__dask_postpersist__()
     return rebuild(futures, *args)
 

@@ -97,7 +97,6 @@ class Backend(ABC):
     exact_beyond = {"float32": 1e3, "float64": 1e6}
     centred = True         # whether the kernels compute x - c in the data's dtype
 
-
     def fused_stats(self, prep: Prepared, form: ScoringForm, hard: bool = False) -> Stats:
         """Total log-likelihood and N_k, S1_k, S2_k of one pass that can be trusted.
 
