@@ -57,7 +57,8 @@ def run(model, params, backend, prep, *, max_iter: int, stop, test=None,
     or ``max_iter`` updates were made; the parameters after the last update are scored too
     unless ``score_last`` is False.  ``test``: (backend, prepared) held-out data, scored
     each iteration; ``stop`` sees the tracked history (test if given).
-    ``on_iter(i, params, result)`` is called with each scored parameter set."""
+    ``on_iter(i, params, result)`` is called with each scored parameter set; when it returns
+    True, iteration i's update is made and is the last."""
     res = Result(params, params, 0, False)
     best = -np.inf
     while True:
@@ -74,8 +75,8 @@ def run(model, params, backend, prep, *, max_iter: int, stop, test=None,
         tracked = res.test_history if test is not None else res.history
         if tracked[-1] > best:
             best, res.best = tracked[-1], params
-        if on_iter is not None:
-            on_iter(res.n_iter, params, res)
+        if on_iter is not None and on_iter(res.n_iter, params, res) is True:
+            max_iter = min(max_iter, res.n_iter + 1)
         if res.n_iter == max_iter:
             break
         if stop(tracked):

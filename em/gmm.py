@@ -54,19 +54,24 @@ class GMM:
     covariances from the data's covariance and the weights uniformly.
 
     Keywords: ``reg_covar`` (1e-6) is added to every variance / covariance diagonal in the
-    M-step; ``tol`` (1e-5): training stops when the mean per-sample log-likelihood changes by
+    M-step (scikit-learn's meaning: an absolute amount, in the data's units squared);
+    ``var_floor`` (None), when set (e.g. 0.01), keeps every variance of every component at
+    least that fraction of the training data's variance of its feature after every M-step and
+    adaptation (HTK's vFloor; full covariances: the diagonal is raised, which keeps them
+    positive definite); ``tol`` (1e-5): training stops when the mean per-sample log-likelihood changes by
     less than ``tol * max(1, |mean|)`` (relative, absolute near zero); ``min_iters`` and
     ``max_iters`` (1 and 100) bound the EM iterations; ``seed`` makes seeding and re-seeding
     reproducible; ``backend`` is 'auto' (or env ``EM_BACKEND``), 'numpy', ...
     """
 
     def __init__(self, M, D, cvtype="diag", means=None, covars=None, weights=None, *,
-                 reg_covar: float = 1e-6, tol: float = 1e-5, min_iters: int = 1,
-                 max_iters: int = 100, seed=None, backend: str = "auto"):
+                 reg_covar: float = 1e-6, var_floor: float | None = None, tol: float = 1e-5,
+                 min_iters: int = 1, max_iters: int = 100, seed=None, backend: str = "auto"):
         self.M = check_int(M, "M")
         self.D = check_int(D, "D")
         self.cvtype = check_cvtype(cvtype)
         self.reg_covar = check_real(reg_covar, "reg_covar")
+        self.var_floor = _check_var_floor(var_floor)
         self.tol, self.min_iters, self.max_iters = _check_iters(tol, min_iters, max_iters)
         self._rng = np.random.default_rng(seed)
         self.backend = backends.get_backend(backend)
@@ -102,7 +107,8 @@ class GMM:
 
     # -- training ------------------------------------------------------------------------
     def train(self, data, num_iters=None, *, min_iters=None, max_iters=None, tol=None,
-              seed=None, sample_weight=None, loglik=True) -> float | None:
+              seed=None, sample_weight=None, loglik=True, var_floor=..., callback=None
+              ) -> float | None:
         """Run EM on ``data`` (N x D) and return its total log-likelihood under the result.
 
         ``num_iters`` runs exactly that many iterations; otherwise EM stops once the relative
@@ -110,8 +116,12 @@ class GMM:
         A second call continues from the current parameters.  ``sample_weight`` (N,) weights
         each sample's contribution (the log-likelihood returned is weighted too).
         ``loglik=False`` skips the scoring pass that computes the returned value (one pass over
-        the data, a quarter of the time of 3 iterations) and returns None.
+        the data, a quarter of the time of 3 iterations) and returns None.  ``var_floor``
+        overrides the model's for this call.  ``callback(i, loglik)`` is called at each
+        iteration i = 0, 1, ... with the mean log-likelihood per sample of the parameters
+        before its update; returning True makes that update the last (it is still applied).
         """
+        var_floor = self.var_floor if var_floor is ... else _check_var_floor(var_floor)
         backend, X = route(self.backend, data, self.D)
         weight = check_sample_weight(sample_weight, X.shape[0])
         if num_iters is not None:
@@ -133,15 +143,50 @@ class GMM:
             return it > 0 and it >= min_iters and \
                 abs(history[-1] - history[-2]) <= tol * max(abs(history[-1]), total_w)
 
-        p = self._params
-        res = driver.run(EM(self.cvtype, self.reg_covar),
-                         GaussianParams(p["weights"], p["means"], p["covars"]), backend,
-                         prep, max_iter=max_iters, stop=stop, score_last=loglik)
+        res = driver.run(EM(self.cvtype, self.reg_covar, var_floor), self._gaussian(),
+                         backend, prep, max_iter=max_iters, stop=stop, score_last=loglik,
+                         on_iter=_each_iteration(callback, max_iters, total_w))
         self._set_params(res.params.weights, res.params.means, res.params.cov)
         self.n_iter_ = res.n_iter
         self.converged_ = res.converged
         self.loglik_history_ = [ll / total_w for ll in res.history]
         return res.history[-1] if loglik else None
+
+    def adapt(self, data, relevance: float = 16.0, params: str = "m", num_iters: int = 1, *,
+              sample_weight=None, var_floor=...) -> "GMM":
+        """A new GMM: this one (the prior, e.g. a universal background model) MAP-adapted to
+        ``data`` (Reynolds, Quatieri & Dunn 2000; :mod:`em.models.adapt`).  ``params``: any of
+        'w', 'm', 'v' (weights, means, variances / covariances; the others keep the prior's
+        values); ``relevance`` r: alpha_k = n_k / (n_k + r); ``num_iters`` passes, each scoring
+        with the latest model and mixing with the prior.  This model is not changed.  The new
+        one has this one's settings (``var_floor`` may be overridden, relative to ``data``),
+        ``n_iter_`` and ``loglik_history_`` (per sample, before each update)."""
+        from em.models.adapt import MAP, PARAMS
+        prior = self._gaussian()
+        relevance = check_real(relevance, "relevance", strict=True)
+        if not isinstance(params, str) or not params or set(params) - set(PARAMS):
+            raise ValueError(f"params must be a non-empty combination of 'w' (weights), 'm' "
+                             f"(means) and 'v' (variances), got {params!r}")
+        num_iters = check_int(num_iters, "num_iters")
+        var_floor = self.var_floor if var_floor is ... else _check_var_floor(var_floor)
+        backend, X = route(self.backend, data, self.D)
+        prep = backend.prepare(X, check_sample_weight(sample_weight, X.shape[0]))
+        res = driver.run(MAP(prior, relevance, params, self.cvtype, self.reg_covar, var_floor),
+                         prior, backend, prep, max_iter=num_iters, stop=lambda h: False,
+                         score_last=False)
+        out = GMM(self.M, self.D, self.cvtype, reg_covar=self.reg_covar,
+                  var_floor=self.var_floor, tol=self.tol, min_iters=self.min_iters,
+                  max_iters=self.max_iters, backend=self.backend)
+        out._set_params(res.params.weights, res.params.means, res.params.cov)
+        out.n_iter_ = res.n_iter
+        out.loglik_history_ = [ll / prep.total_weight for ll in res.history]
+        return out
+
+    def _gaussian(self) -> GaussianParams:
+        p = self._params
+        if p is None:
+            self._get("means")                     # the error naming what is missing
+        return GaussianParams(p["weights"], p["means"], p["covars"])
 
     def _seed(self, backend, prep, rng):
         """Means at distinct random samples, covariances from the data, uniform weights."""
@@ -196,6 +241,34 @@ class GMM:
         is no ``'model'``."""
         from em.persist import load_gmm
         return load_gmm(path, backend=backend)
+
+
+def _check_var_floor(var_floor) -> float | None:
+    """None, or a fraction of the data's variance in (0, 1]."""
+    if var_floor is None:
+        return None
+    value = check_real(var_floor, "var_floor", strict=True)
+    if value > 1:
+        raise ValueError(f"var_floor is a fraction of the data's variance, at most 1, got "
+                         f"{var_floor!r}")
+    return value
+
+
+def _each_iteration(callback, max_iters: int, total_w: float):
+    """The driver's ``on_iter`` for :meth:`GMM.train`'s ``callback``: once per iteration (not
+    for the scoring of the final parameters), its True ending training after that update."""
+    if callback is None:
+        return None
+    stopped = []
+
+    def on_iter(i, params, res):
+        if stopped or i == max_iters:
+            return False
+        if callback(i, res.history[-1] / total_w):
+            stopped.append(i)
+            return True
+        return False
+    return on_iter
 
 
 def _check_iters(tol, min_iters, max_iters):

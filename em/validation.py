@@ -31,16 +31,18 @@ def check_int(value, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
-def check_real(value, name: str, minimum: float = 0.0) -> float:
-    """A finite Python/numpy real number (not a bool) >= minimum, as a float."""
+def check_real(value, name: str, minimum: float = 0.0, strict: bool = False) -> float:
+    """A finite Python/numpy real number (not a bool) >= minimum (> minimum if ``strict``), as
+    a float."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
     try:
         x = float(value)
     except OverflowError:                            # an int beyond float range
         x = math.inf
-    if not (math.isfinite(x) and x >= minimum):
-        raise ValueError(f"{name} must be a finite number >= {minimum:g}, got {value}")
+    if not (math.isfinite(x) and (x > minimum if strict else x >= minimum)):
+        raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} "
+                         f"{minimum:g}, got {value}")
     return x
 
 

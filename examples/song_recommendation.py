@@ -39,6 +39,12 @@ def parse(argv):
     p.add_argument("--seed", type=int, default=0, help="train/test split and GMM seeding")
     p.add_argument("--min-term-freq", type=float, default=0.5,
                    help="Echo Nest term frequency from which an artist term counts as a tag")
+    p.add_argument("--adapt", nargs="?", const="m", default=None, metavar="PARAMS",
+                   help="MAP-adapt the tag model from the UBM instead of training it "
+                        "separately: PARAMS any of w, m, v (weights, means, variances; "
+                        "default m)")
+    p.add_argument("--relevance", type=float, default=16.0,
+                   help="with --adapt: the relevance factor r, alpha = n / (n + r)")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
     a = p.parse_args(argv)
@@ -49,6 +55,10 @@ def parse(argv):
         p.error(f"--min-term-freq must be between 0 and 1, got {a.min_term_freq}")
     if not a.tag.strip():
         p.error("--tag must not be empty")
+    if a.adapt is not None and (not a.adapt or set(a.adapt) - set("wmv")):
+        p.error(f"--adapt takes a combination of w, m and v, got {a.adapt!r}")
+    if not (a.relevance > 0 and a.relevance < float("inf")):
+        p.error(f"--relevance must be a finite number > 0, got {a.relevance}")
     return a
 
 
@@ -70,7 +80,7 @@ def main(argv=None) -> int:
         t_read = time.perf_counter() - t0
         t0 = time.perf_counter()
         r = recommend(coll, a.tag, components=a.components, seed=a.seed,
-                      min_term_freq=a.min_term_freq)
+                      min_term_freq=a.min_term_freq, adapt=a.adapt, relevance=a.relevance)
         t_model = time.perf_counter() - t0
     except (ValueError, OSError, ImportError) as exc:      # MSDError, RecommendError, ...
         why = f" ({len(skipped)} unusable .h5 files skipped)" if skipped else ""
@@ -85,7 +95,9 @@ def main(argv=None) -> int:
         print(f"skipped {len(skipped) - 5} more files that are not MSD track files",
               file=sys.stderr)
     k = a.top
-    figures = {"tag": a.tag, "synthetic_demo": a.msd_root is None, "songs": len(coll),
+    method = f"UBM MAP-adapted ({a.adapt}, r={a.relevance:g})" if a.adapt else "trained separately"
+    figures = {"tag": a.tag, "tag_model": method, "synthetic_demo": a.msd_root is None,
+               "songs": len(coll),
                "segments": int(len(coll.timbre)), "train_songs": len(r.train),
                "test_songs": len(r.test), "unlabelled_songs": len(r.unlabelled),
                f"precision_at_{k}": r.precision_at(k),
@@ -97,7 +109,8 @@ def main(argv=None) -> int:
         print()
         return 0
     print(f"{len(coll)} songs, {len(coll.timbre)} segments; tag {a.tag!r}: "
-          f"{len(r.train)} training, {len(r.test)} held-out test, {len(r.unlabelled)} unlabelled")
+          f"{len(r.train)} training, {len(r.test)} held-out test, {len(r.unlabelled)} unlabelled; "
+          f"tag model {method}")
     for title, rows in (("held-out songs with the tag", figures["labelled_test"]),
                         ("songs without the tag", figures["unlabelled"])):
         print(f"\nTop {len(rows)} {title} (score = mean log-likelihood, tag GMM - UBM):")

@@ -51,7 +51,7 @@ def features(path: Path) -> np.ndarray:
 def each_file(files, progress):
     """Every file's frames, in order; all must have the same number of coefficients."""
     width = None
-    for f in progress(files, desc="reading", unit="file"):
+    for f in progress(files, total=len(files), desc="reading", unit="file"):
         X = features(f)
         if width is not None and X.shape[1] != width:
             raise ValueError(f"{f}: {X.shape[1]} coefficients, the others have {width}")
@@ -83,19 +83,21 @@ def on_disk(files, path: Path, progress):
     return h5py.File(path, "r")["frames"]
 
 
-def train(X, M: int, cvtype: str, iters: int, tol: float, seed: int, progress):
-    """EM one iteration at a time, with a progress bar; stops when the mean log-likelihood
-    gains less than ``tol`` per frame."""
+def train(X, M: int, cvtype: str, iters: int, tol: float, seed: int, progress,
+          var_floor=None):
+    """EM with a progress bar per iteration (GMM.train's callback: the data are prepared once);
+    the update of the iteration whose mean log-likelihood gained less than ``tol`` per frame is
+    the last."""
     from em import GMM
-    g = GMM(M, X.shape[1], cvtype, seed=seed)
+    g = GMM(M, X.shape[1], cvtype, seed=seed, var_floor=var_floor)
     history = []
-    bar = progress(range(iters), desc=f"EM M={M}", unit="iter")
-    for _ in bar:
-        g.train(X, 1, loglik=False)
-        history.append(g.loglik_history_[0])
-        bar.set_postfix(loglik=f"{history[-1]:.4f}")
-        if len(history) > 1 and abs(history[-1] - history[-2]) < tol:
-            break
+    with progress(total=iters, desc=f"EM M={M}", unit="iter") as bar:
+        def step(i, loglik):
+            history.append(loglik)
+            bar.update(1)
+            bar.set_postfix(loglik=f"{loglik:.4f}")
+            return len(history) > 1 and abs(history[-1] - history[-2]) < tol
+        g.train(X, iters, loglik=False, callback=step)
     return g, history
 
 
@@ -107,7 +109,8 @@ def on_cluster(args, X, progress):
     with Client(args.scheduler, timeout="30s"):
         rows = max(1, (64 << 20) // (X.shape[1] * X.dtype.itemsize))
         frames = da.from_array(np.asarray(X), chunks=(rows, X.shape[1])).persist()
-        return train(frames, args.M, args.cvtype, args.iters, args.tol, args.seed, progress)
+        return train(frames, args.M, args.cvtype, args.iters, args.tol, args.seed, progress,
+                     args.var_floor)
 
 
 def write(path: Path, g, frames: int, files, history) -> None:
@@ -132,6 +135,9 @@ def main(argv=None) -> int:
     parser.add_argument("--tol", type=float, default=1e-4,
                         help="stop when the mean log-likelihood gains less per frame")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--var-floor", type=float, metavar="F",
+                        help="keep every variance at least F times the data's variance of "
+                             "its coefficient (e.g. 0.01; default: no floor)")
     parser.add_argument("--out-of-core", action="store_true",
                         help="stream the frames from a file on disk instead of memory")
     parser.add_argument("--frames", type=Path,
@@ -141,9 +147,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.M < 1 or args.iters < 1:
         parser.error("-M and --iters must be at least 1")
+    if args.var_floor is not None and not 0 < args.var_floor <= 1:
+        parser.error(f"--var-floor must be a fraction in (0, 1], got {args.var_floor}")
     from tqdm import tqdm
 
-    def progress(items, **kw):
+    def progress(items=None, **kw):
         return tqdm(items, file=sys.stderr, leave=False, disable=None, **kw)   # bars on a tty
 
     try:
@@ -157,7 +165,7 @@ def main(argv=None) -> int:
                 g, history = on_cluster(args, X, progress)
             else:
                 g, history = train(X, args.M, args.cvtype, args.iters, args.tol, args.seed,
-                                   progress)
+                                   progress, args.var_floor)
             write(args.output, g, len(X), files, history)
             del X
     except (ValueError, OSError, ImportError) as exc:

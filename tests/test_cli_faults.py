@@ -307,6 +307,9 @@ CASES = [
     row("one-tagged-song", lambda t: songs(t, root=collection(t, n=2)), ["only 1 song"]),
     row("components-above-segments", lambda t: songs(t, "--components", "100000"),
         ["100000"]),
+    row("adapt-unknown-letter", lambda t: songs(t, "--adapt", "mx"), ["--adapt"]),
+    row("relevance-0", lambda t: songs(t, "--adapt", "--relevance", "0"), ["--relevance"]),
+    row("relevance-nan", lambda t: songs(t, "--relevance", "nan"), ["--relevance"]),
     row("top-0", lambda t: songs(t, "--top", "0"), ["--top"]),
     row("top-negative", lambda t: songs(t, "--top", "-5"), ["--top"]),
     row("top-not-a-number", lambda t: songs(t, "--top", "x"), ["--top"]),
@@ -503,27 +506,44 @@ def songs_demo(tmp):
     return ["examples/song_recommendation.py"], tmp / "cache" / "msd-demo-v1"
 
 
+def as_in_a_terminal():
+    """In the child before exec: SIGINT delivered and handled by default, whatever this test
+    runs under (a background job of a non-interactive shell ignores it; a thread of a library
+    in this process may have it blocked, and the mask is inherited)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def signal_lines(pid) -> str:
+    """The child's blocked / ignored / caught signal masks, for a failure message."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return " ".join(ln.strip() for ln in f if ln.startswith(("SigBlk", "SigIgn",
+                                                                      "SigCgt")))
+    except OSError:
+        return "(no /proc status)"
+
+
 @pytest.mark.parametrize("build", [ubm_out_of_core, songs_demo], ids=["train_ubm", "songs"])
 def test_ctrl_c_exits_130_without_traceback(tmp_path, build):
     argv, started = build(tmp_path)
     p = subprocess.Popen([sys.executable, *map(str, argv)], cwd=ROOT, env=tool_env(tmp_path),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         # as in a terminal, whatever this test runs under (a background job
-                         # of a non-interactive shell ignores SIGINT)
-                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                         preexec_fn=as_in_a_terminal)
     try:
         deadline = time.monotonic() + 30
         while not started.exists() and p.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
         assert p.poll() is None and started.exists(), p.communicate()
         time.sleep(0.3)
+        disposition = signal_lines(p.pid)
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=30)
     finally:
         if p.poll() is None:
             p.kill()
             p.communicate()
-    assert p.returncode == 130, out + err
+    assert p.returncode == 130, f"{disposition}\n{out}{err}"
     assert "Traceback" not in out + err, err
     assert err.strip() == "interrupted", err
     assert not (tmp_path / "ubm.h5").exists()

@@ -95,6 +95,21 @@ def test_json_output_and_precision(tmp_path, capsys):
     assert min(s["score"] for s in d["labelled_test"]) > max(s["score"] for s in d["unlabelled"])
 
 
+def test_a_tag_model_adapted_from_the_ubm(tmp_path, capsys):
+    """--adapt: the tag model is the UBM MAP-adapted to the tagged songs, ranked by the same
+    log-likelihood ratio against the UBM.  Means only (the default): the metal songs lie on
+    components no jazz segment reached, which keep the UBM's values, so they score exactly 0;
+    weights, means and variances: the genres separate."""
+    root = make_collection(tmp_path / "c")
+    argv = ["--msd-root", str(root), "--tag", "jazz", "--top", "8"] + FAST
+    d, _ = run_json(capsys, argv + ["--adapt"])
+    assert d["tag_model"] == "UBM MAP-adapted (m, r=16)"
+    assert [s["score"] for s in d["unlabelled"]] == [0.0] * 8
+    d, _ = run_json(capsys, argv + ["--adapt", "wmv", "--relevance", "4"])
+    assert d["tag_model"] == "UBM MAP-adapted (wmv, r=4)"
+    assert min(s["score"] for s in d["labelled_test"]) > max(s["score"] for s in d["unlabelled"])
+
+
 def test_tag_case_insensitive(tmp_path, capsys):
     root = make_collection(tmp_path / "c")
     d, _ = run_json(capsys, ["--msd-root", str(root), "--tag", "JAZZ"] + FAST)

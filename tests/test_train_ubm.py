@@ -75,3 +75,23 @@ def test_bad_folders_give_one_error_line(tmp_path, capsys, case):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and err[0].startswith("train_ubm.py: error:")
     assert not (tmp_path / "u.h5").exists() and not (tmp_path / "f.h5").exists()
+
+
+@pytest.mark.parametrize("value", ["2", "0", "nan", "-0.1"])
+def test_a_bad_var_floor_is_one_error_line_before_any_reading(tmp_path, capsys, value):
+    folder, _ = corpus(tmp_path)
+    with pytest.raises(SystemExit) as info:
+        train_ubm.main([str(folder), "-o", str(tmp_path / "u.h5"), "--var-floor", value])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 2 and len(err) == 1 and "--var-floor" in err[0]
+    assert not (tmp_path / "u.h5").exists()
+
+
+def test_the_variance_floor_reaches_the_model(tmp_path):
+    folder, X = corpus(tmp_path)
+    out = tmp_path / "u.h5"
+    assert train_ubm.main([str(folder), "-M", "8", "-o", str(out), "--iters", "4",
+                           "--var-floor", "0.2"]) == 0
+    with h5py.File(out) as f:
+        variances = np.einsum("kii->ki", f["covars"][()])
+    assert np.all(variances >= 0.2 * X.astype(np.float64).var(axis=0) * (1 - 1e-6))

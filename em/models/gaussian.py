@@ -84,11 +84,11 @@ def scoring_form(weights, means, covars, cvtype: str) -> ScoringForm:
     return gaussian_form(means, covars, cvtype, lambda h: log_w + h - 0.5 * D * LOG_2PI)
 
 
-def moments(stats: Stats, cvtype: str, reg_covar: float):
+def moments(stats: Stats, cvtype: str, reg_covar: float, floor=None):
     """(N_k, means, covariances + reg_covar) of each component from statistics, as
     scikit-learn's ``_estimate_gaussian_parameters`` (N_k gets 10 eps so an empty component
     stays finite).  Covariances in ``cvtype``'s shape; full ones are repaired if rounding left
-    them indefinite."""
+    them indefinite.  ``floor`` (D,): the least variance of each feature (:func:`floored`)."""
     N = stats.N + 10 * np.finfo(np.float64).eps
     d = stats.S1 / N[:, None]                       # mean offset from each component's shift
     means = stats.shift + d
@@ -102,17 +102,42 @@ def moments(stats: Stats, cvtype: str, reg_covar: float):
         idx = np.arange(covars.shape[1])
         covars[:, idx, idx] += reg_covar
         _repair_definiteness(covars, reg_covar)
-    return N, means, covars
+    return N, means, floored(covars, cvtype, floor)
 
 
-def m_step(stats: Stats, cvtype: str, reg_covar: float):
+def m_step(stats: Stats, cvtype: str, reg_covar: float, floor=None):
     """Maximum-likelihood parameters from statistics: (weights, means, covars).
 
     Components whose mass is below :func:`dead_mask`'s threshold get finite placeholder values;
     the caller re-seeds them.
     """
-    _, means, covars = moments(stats, cvtype, reg_covar)
+    _, means, covars = moments(stats, cvtype, reg_covar, floor)
     return stats.N / stats.N.sum(), means, covars
+
+
+def variance_floor(stats: Stats, var_floor: float | None):
+    """(D,) ``var_floor`` times the variance of each feature of the data a pass ran over (any
+    pass's statistics hold it), or None without a floor (HTK's vFloor, HCompV -f)."""
+    if var_floor is None:
+        return None
+    _, pooled = global_moments(stats, "full" if stats.S2.ndim == 3 else "diag")
+    return var_floor * (pooled if pooled.ndim == 1 else np.diagonal(pooled)).copy()
+
+
+def floored(covars, cvtype: str, floor):
+    """Covariances whose every variance is at least ``floor`` (D,) (None: unchanged): diag
+    variances raised to it, full diagonals raised to it (adding a non-negative diagonal keeps a
+    matrix positive definite), spherical variances to the floor's mean."""
+    if floor is None:
+        return covars
+    if cvtype == "spherical":
+        return np.maximum(covars, floor.mean())
+    if cvtype == "diag":
+        return np.maximum(covars, floor)
+    covars = covars.copy()
+    idx = np.arange(covars.shape[1])
+    covars[:, idx, idx] = np.maximum(covars[:, idx, idx], floor)
+    return covars
 
 
 def _repair_definiteness(covars: np.ndarray, reg_covar: float) -> None:

@@ -27,18 +27,20 @@ class GaussianParams:
 
 
 class EM:
-    """Maximum likelihood: the criterion is the log-likelihood."""
+    """Maximum likelihood: the criterion is the log-likelihood.  ``var_floor``: every
+    variance at least this fraction of the data's variance of its feature (None: no floor)."""
 
     hard = False
 
-    def __init__(self, cvtype: str, reg_covar: float):
-        self.cvtype, self.reg_covar = cvtype, reg_covar
+    def __init__(self, cvtype: str, reg_covar: float, var_floor: float | None = None):
+        self.cvtype, self.reg_covar, self.var_floor = cvtype, reg_covar, var_floor
 
     def form(self, p: GaussianParams):
         return G.scoring_form(p.weights, p.means, p.cov, self.cvtype)
 
     def m_step(self, stats) -> GaussianParams:
-        return GaussianParams(*G.m_step(stats, self.cvtype, self.reg_covar))
+        return GaussianParams(*G.m_step(stats, self.cvtype, self.reg_covar,
+                                        G.variance_floor(stats, self.var_floor)))
 
     def objective(self, p, loglik: float) -> float:
         return loglik

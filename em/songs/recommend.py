@@ -5,9 +5,12 @@ A song *has* a tag when the tag (case-insensitive) is one of its artist's Echo N
 ``artist_terms_freq >= min_term_freq`` (default 0.5: the term is at least half as frequent as
 the artist's most frequent one) or one of its MusicBrainz tags with a count >= 1.
 
-Tagged songs are split 70% train / 30% test; a ``components``-Gaussian diagonal GMM is trained
-on the train songs' segments and a UBM of the same size on a random 30% of all segments.  A
-song's score is its mean segment log-likelihood under the tag model minus that under the UBM.
+Tagged songs are split 70% train / 30% test; a UBM (``components`` diagonal Gaussians) is
+trained on a random 30% of all segments, and the tag model on the train songs' segments: by
+default a GMM of the same size trained separately (the 2011 method), or with ``adapt`` the UBM
+MAP-adapted to them (Reynolds et al. 2000: means only unless ``adapt`` names more of 'w', 'm',
+'v'; ``relevance`` r).  A song's score is its mean segment log-likelihood under the tag model
+minus that under the UBM.
 """
 from __future__ import annotations
 
@@ -76,8 +79,10 @@ class Ranking:
 
 def recommend(collection: Collection, tag: str, *, components: int = 32, seed: int = 0,
               min_term_freq: float = 0.5, train_fraction: float = 0.7,
-              ubm_fraction: float = 0.3, backend="auto") -> Ranking:
-    """Train the tag model and the UBM, score the held-out tagged and the unlabelled songs."""
+              ubm_fraction: float = 0.3, adapt: str | None = None, relevance: float = 16.0,
+              backend="auto") -> Ranking:
+    """Train the UBM and the tag model (separately, or with ``adapt`` -- e.g. 'm' -- adapted
+    from the UBM), score the held-out tagged and the unlabelled songs."""
     tagged = has_tag(collection, tag, min_term_freq)
     labelled = np.flatnonzero(tagged)
     if len(labelled) == 0:
@@ -103,13 +108,19 @@ def recommend(collection: Collection, tag: str, *, components: int = 32, seed: i
     X_ubm = collection.timbre[ubm_rows]
     if len(X_ubm) < components:
         raise RecommendError(f"{len(X_ubm)} segments for the UBM, fewer than {components}")
-    model = GMM(components, X_train.shape[1], "diag", seed=seed, backend=backend)
-    ubm = GMM(components, X_train.shape[1], "diag", seed=seed + 1, backend=backend)
-    for what, gmm, X in (("tag model", model, X_train), ("UBM", ubm, X_ubm)):
+
+    def trained(what, X, seed):
+        gmm = GMM(components, X.shape[1], "diag", seed=seed, backend=backend)
         try:
             gmm.train(X)
         except ValueError as exc:                  # e.g. fewer distinct segments than Gaussians
             raise RecommendError(f"cannot train the {what} on {len(X)} segments: {exc}") from None
+        return gmm
+    if adapt:
+        ubm = trained("UBM", X_ubm, seed + 1)
+        model = ubm.adapt(X_train, relevance, adapt)
+    else:                                          # the 2011 method
+        model, ubm = trained("tag model", X_train, seed), trained("UBM", X_ubm, seed + 1)
 
     def ranked(songs):
         tag_ll, ubm_ll = mean_logliks((model, ubm), collection, songs)
