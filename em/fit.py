@@ -3,7 +3,8 @@
 A model supplies small hooks and never touches data (``em.models``):
 
 * ``form(params)`` -> :class:`~em.contract.ScoringForm`; ``hard`` (bool) asks the backend for
-  hard assignments (k-means);
+  hard assignments (k-means); ``second`` (bool, optional, default True): whether ``m_step``
+  uses the second moments S2;
 * ``m_step(stats)`` -> new params, from one fused pass's :class:`~em.contract.Stats`;
 * ``objective(params, loglik)`` -> the criterion from the pass's total log-likelihood
   (EM: itself; variational: minus KL(q(theta) || p(theta)); k-means: minus the distortion);
@@ -68,7 +69,8 @@ def run(model, params, backend, prep, *, max_iter: int, stop, test=None,
             res.history.append(criterion(model, backend, prep, params))
         else:
             form = model.form(params)
-            stats = backend.fused_stats(prep, form, hard=model.hard)
+            stats = backend.fused_stats(prep, form, hard=model.hard,
+                                        second=getattr(model, "second", True))
             res.history.append(model.objective(params, finite(stats.loglik)))
         if test is not None:
             res.test_history.append(criterion(model, *test, params))

@@ -18,6 +18,7 @@ ROUNDING = {"float32": 2.0 ** -24, "float64": 2.0 ** -53}   # unit roundoff of t
 CENTRE_BLUR = 1e-3     # the most centring (x - c in the data's dtype) may blur a component, in
                        # its standard deviations, beyond the rounding its own values carry
 REBASES = 3            # passes about the last means, at most, where moments cancel
+REBASE_GAIN = 8        # ... and only where a mean moved more than this many of its roundings
 
 
 class BackendUnavailable(RuntimeError):
@@ -97,11 +98,13 @@ class Backend(ABC):
     exact_beyond = {"float32": 1e3, "float64": 1e6}
     centred = True         # whether the kernels compute x - c in the data's dtype
 
-    def fused_stats(self, prep: Prepared, form: ScoringForm, hard: bool = False) -> Stats:
+    def fused_stats(self, prep: Prepared, form: ScoringForm, hard: bool = False,
+                    second: bool = True) -> Stats:
         """Total log-likelihood and N_k, S1_k, S2_k of one pass that can be trusted.
 
         ``hard=True`` assigns each sample wholly to its most likely component and the
         log-likelihood becomes the classification likelihood ``sum_n w_n max_k log rho_nk``.
+        ``second=False``: the caller does not use S2 (it may cancel; no pass is redone for it).
         Usually one :meth:`stats_pass`; rarely a second: where the centre turns out to blur
         a component (judged on the pass's own moments; see :meth:`fit_centre`), or where a
         soft pass's moments cancel because a mean moved far beyond its new spread (then
@@ -111,13 +114,22 @@ class Backend(ABC):
         stats = self.stats_pass(prep, form, hard)
         d, var = stats.spread()
         live = stats.N > 1e-8 * stats.N.sum()
+        # a spread to blur needs two samples' worth of weight (one sample has none: it is
+        # never blurred, and a component of a few frames would always seem to be)
+        spread = stats.N >= 2.0 * prep.total_weight / max(prep.N, 1)
         if self.centred and prep.center.any() and _centre_blurs(
-                prep.center, (stats.shift + d)[live], var[live], prep.X.dtype.name):
+                prep.center, (stats.shift + d)[spread], var[spread], prep.X.dtype.name):
             prep.center = np.zeros_like(prep.center)
             stats = self.stats_pass(prep, form, hard)
             d, var = stats.spread()
-        for _ in range(0 if hard else REBASES):   # each pass about the last means gains digits
-            if not np.any((d * d > self.exact_beyond[prep.X.dtype.name] * var)[live]):
+        dtype = prep.X.dtype.name
+        # where moments cancel, each pass about the last means gains digits ...
+        for _ in range(REBASES if second and not hard else 0):
+            cancels = d * d > self.exact_beyond[dtype] * var
+            # ... unless the new means lie within the rounding of the points the moments were
+            # taken about (a component on one point: zero variance, and nothing to gain)
+            movable = np.abs(d) > REBASE_GAIN * ROUNDING[dtype] * np.abs(stats.shift + d)
+            if not np.any((cancels & movable)[live]):
                 break
             stats = self.stats_pass(prep, form, hard, about=stats.shift + d)
             d, var = stats.spread()

@@ -36,6 +36,7 @@ class MAP(EM):
                  reg_covar: float, var_floor: float | None = None):
         super().__init__(cvtype, reg_covar, var_floor)
         self.prior, self.relevance, self.params = prior, relevance, params
+        self.second = "v" in params or var_floor is not None     # S2 used (fit.run's hook)
 
     def m_step(self, stats) -> GaussianParams:
         p = self.prior
