@@ -269,3 +269,26 @@ def test_train_ubm_reads_the_frames_once_per_training(tmp_path, monkeypatch):
         assert train_ubm.main([str(tmp_path / "in"), "-M", "4", "-o", str(tmp_path / "u.h5"),
                                "--iters", "5", "--tol", "0", "--out-of-core"]) == 0
     assert len(prepared) == 1
+
+
+def test_speaker_verification_on_real_utterances():
+    """GMM-UBM on real speech: the 31 TIDIGITS utterances of two speakers (tests/data/htk,
+    13 MFCCs).  A UBM on every other utterance of both, each speaker's model its means adapted
+    to that speaker's half, and each held-out utterance scored by the log-likelihood ratio per
+    frame against the UBM: the right speaker wins every time, by at least 0.1 nats a frame
+    (measured: 0.36)."""
+    from pathlib import Path
+
+    from em.io import read_htk
+    files = sorted((Path(__file__).parent / "data" / "htk").glob("*.htk"))
+    utts = {s: [read_htk(f)[0] for f in files if f.name.startswith(s + ".")]
+            for s in ("man", "woman")}
+    assert [len(v) for v in utts.values()] == [16, 15]
+    ubm = GMM(16, 13, "diag", seed=0, var_floor=0.01)
+    ubm.train(np.concatenate([x for v in utts.values() for x in v[0::2]]))
+    models = {s: ubm.adapt(np.concatenate(v[0::2]), params="m") for s, v in utts.items()}
+    for s, v in utts.items():
+        for X in v[1::2]:
+            llr = {t: m.score(X).mean() - ubm.score(X).mean() for t, m in models.items()}
+            other = max(x for t, x in llr.items() if t != s)
+            assert llr[s] > other + 0.1, (s, llr)
