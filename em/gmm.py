@@ -58,8 +58,9 @@ class GMM:
     ``var_floor`` (None), when set (e.g. 0.01), keeps every variance of every component at
     least that fraction of the training data's variance of its feature after every M-step and
     adaptation (HTK's vFloor; full covariances: the diagonal is raised, which keeps them
-    positive definite); ``tol`` (1e-5): training stops when the mean per-sample log-likelihood changes by
-    less than ``tol * max(1, |mean|)`` (relative, absolute near zero); ``min_iters`` and
+    positive definite); ``tol`` (1e-5): training stops when the mean per-sample
+    log-likelihood changes by less than ``tol * max(1, |mean|)`` (relative, absolute near
+    zero); ``min_iters`` and
     ``max_iters`` (1 and 100) bound the EM iterations; ``seed`` makes seeding and re-seeding
     reproducible; ``backend`` is 'auto' (or env ``EM_BACKEND``), 'numpy', ...
     """
