@@ -215,7 +215,8 @@ def _condition(c: dict) -> str:
     return "+".join(parts) or "clean"
 
 
-def devset_case(folder: Path, seeds: int, overrides: dict, only=None, prof=None) -> None:
+def devset_case(folder: Path, seeds: int, overrides: dict, only=None, prof=None,
+                told: bool = False) -> None:
     """Every recording of the development set (names containing ``only``) through
     ``pipeline.run`` for seeds 0..seeds-1; one row per recording, then a TOTAL line."""
     from em.diarization.config import read_config
@@ -232,6 +233,7 @@ def devset_case(folder: Path, seeds: int, overrides: dict, only=None, prof=None)
         return
     minutes = sum(r["duration_s"] for r in recordings) / 60
     print(f"devset: {len(recordings)} recordings, {minutes:.1f} min, seeds 0..{seeds - 1}, "
+          + ("the true speaker count given, " if told else "")
           + ("settings: each configuration with " + ", ".join(f"{k}={v}" for k, v in
                                                                overrides.items())
              if overrides else "settings: each configuration as written (defaults)"))
@@ -248,6 +250,8 @@ def devset_case(folder: Path, seeds: int, overrides: dict, only=None, prof=None)
             cfg = dataclasses.replace(cfg, **overrides,
                                       output_cluster=Path(tmp) / f"{name}.hyp.rttm",
                                       gmm_output=Path(tmp) / f"{name}.gmm")
+            if told:
+                cfg = dataclasses.replace(cfg, speakers=rec["n_speakers"])
             runs = []
             for seed in range(seeds):
                 with warnings.catch_warnings():
@@ -325,6 +329,8 @@ def main(argv=None):
                    help="devset: only the recordings whose name contains SUBSTRING")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="devset: replace a configuration key of every recording (repeatable)")
+    p.add_argument("--told", action="store_true",
+                   help="devset: give each recording its true speaker count (speakers = N)")
     p.add_argument("--profile", action="store_true", help="cProfile the runs, print the top 25")
     p.add_argument("--cli", action="store_true",
                    help="also time examples/cluster.py end to end on the tiled recording")
@@ -346,7 +352,7 @@ def main(argv=None):
     header = False
     for name in cases:
         if name == "devset":
-            devset_case(a.devset, a.seeds, overrides, a.only, prof)
+            devset_case(a.devset, a.seeds, overrides, a.only, prof, a.told)
             continue
         if not header:
             print(f"settings: {s}")
