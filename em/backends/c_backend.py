@@ -97,43 +97,45 @@ def units(params: dict) -> list[str]:
             for w in widths]
 
 
-def reach(form: ScoringForm, center: np.ndarray, dtype: str) -> np.ndarray:
-    """(M,) squared distance of each component's mean from the data centre c, in its standard
-    deviations (diag: the largest per feature; full: Mahalanobis), the offset rounded to the
-    data's dtype as the kernels round it."""
+def reach(form: ScoringForm, center: np.ndarray, dtype: str):
+    """(offset (M, D), distance (M,)): each component's mean minus the data centre c, rounded
+    to the data's dtype as the kernels round it, and its square in the component's standard
+    deviations (diag: the largest per feature; full: Mahalanobis)."""
     offset = (form.means - center).astype(dtype).astype(np.float64)
     if form.cvtype == "diag":
-        return (offset * offset * form.prec).max(axis=1)
+        return offset, (offset * offset * form.prec).max(axis=1)
     y = np.einsum("kd,kde->ke", offset, form.prec)
-    return (y * y).sum(axis=1)
+    return offset, (y * y).sum(axis=1)
 
 
-def shifts(form: ScoringForm, center: np.ndarray, dtype: str, distance: np.ndarray,
-           about: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def shifts(form: ScoringForm, center: np.ndarray, dtype: str, offset: np.ndarray,
+           distance: np.ndarray, about: np.ndarray | None = None
+           ) -> tuple[np.ndarray, np.ndarray]:
     """(shift (M, D), exact (M,) uint8): the point the kernels take each component's moments
     about, and whether that is its own mean, or ``about`` where given (as the kernel rounds it:
     c + T(mu - c)), rather than the data centre c.  A component further from c
-    (``distance``: its :func:`reach`) than ``Backend.exact_beyond`` is taken about its mean:
-    about c, the rounding grows with that distance.  About its mean costs diag ~2x the
-    statistics work of the GEMM about the centre, full ~20% more."""
+    (``offset``, ``distance``: its :func:`reach`) than ``Backend.exact_beyond`` is taken about
+    its mean: about c, the rounding grows with that distance.  About its mean costs diag ~2x
+    the statistics work of the GEMM about the centre, full ~20% more."""
     if about is not None:
         return center + (about - center).astype(dtype).astype(np.float64), \
             np.ones(form.M, np.uint8)
     exact = (distance > CBackend.exact_beyond[dtype]).astype(np.uint8)
-    offset = (form.means - center).astype(dtype).astype(np.float64)
     return center + offset * exact[:, None], exact
 
 
-def far(form: ScoringForm, distance: np.ndarray, dtype: str) -> np.ndarray | None:
+def far(form: ScoringForm, center: np.ndarray, dtype: str, distance=None) -> np.ndarray | None:
     """(M,) uint8 marking the diag components whose log rho the kernels take from x - mu in
     double, or None when there are none (and for full covariances, whose kernels subtract the
     means first).  The diag kernels' fast form u = (x - c) sqrt(p) - T((mu - c) sqrt(p)) rounds
-    u by about ROUNDING * |mu - c| sqrt(p) standard deviations (``distance``: its square, see
-    :func:`reach`); where that exceeds :data:`FAR_FORM` the component is tighter than the form
-    resolves (a component collapsed on a far value: 1e30 in float64, 1e5 in float32), and the
-    fast form would misjudge its own samples by many nats."""
+    u by about ROUNDING * |mu - c| sqrt(p) standard deviations (``distance``: its square, from
+    :func:`reach` when not given); where that exceeds :data:`FAR_FORM` the component is tighter
+    than the form resolves (a component collapsed on a far value: 1e30 in float64, 1e5 in
+    float32), and the fast form would misjudge its own samples by many nats."""
     if form.cvtype != "diag":
         return None
+    if distance is None:
+        distance = reach(form, center, dtype)[1]
     marked = distance * ROUNDING[dtype] ** 2 > FAR_FORM ** 2
     return marked.astype(np.uint8) if marked.any() else None
 
@@ -266,10 +268,10 @@ class CBackend(Backend):
         M, D = form.M, form.D
         s2_shape = (M, D) if form.cvtype == "diag" else (M, D, D)
         dtype = prep.X.dtype.name
-        distance = reach(form, prep.center, dtype)
-        shift, exact = shifts(form, prep.center, dtype, distance, about)
+        offset, distance = reach(form, prep.center, dtype)
+        shift, exact = shifts(form, prep.center, dtype, offset, distance, about)
         sh = None if about is None else np.ascontiguousarray(about, dtype=np.float64)
-        marked = far(form, distance, dtype)
+        marked = far(form, prep.center, dtype, distance)
 
         def run(variant, p):
             out = (_out(1), _out(M), _out((M, D)), _out(s2_shape))
@@ -290,8 +292,7 @@ class CBackend(Backend):
         if mod is None:
             return None
         self.fit_centre(prep, form)
-        dtype = prep.X.dtype.name
-        marked = far(form, reach(form, prep.center, dtype), dtype)
+        marked = far(form, prep.center, prep.X.dtype.name)
 
         def run(variant, p, mode=mode):
             ll = _out(p.N) if mode != "argmax" else None
