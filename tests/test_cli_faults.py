@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 from em import GMM
-from em.diarization.config import KEYS, RANGE, ConfigError, read_config
+from em.diarization.config import FIELDS, KEYS, RANGE, ConfigError, read_config
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "examples" / "data"
@@ -371,10 +371,11 @@ def test_config_rejects_bad_numbers(tmp_path, key, value):
 @pytest.mark.parametrize("key", sorted(RANGE))
 def test_config_range_limits_are_accepted(tmp_path, key):
     low, high = RANGE[key]
+    auto = {"initial_clusters": "auto"} if "speakers" in key else {}   # counts <= clusters
     for value in (low, high):
         if value is not None:
-            cfg = read_config(write_cfg(tmp_path, settings(tmp_path, **{key: value})))
-            assert getattr(cfg, key) == value
+            cfg = read_config(write_cfg(tmp_path, settings(tmp_path, **auto, **{key: value})))
+            assert getattr(cfg.settings, FIELDS[key]) == value
 
 
 def test_config_percent_is_an_ordinary_character(tmp_path):

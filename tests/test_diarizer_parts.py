@@ -102,12 +102,12 @@ def _cfg(tmp_path, extra):
 def test_config_new_keys(tmp_path):
     cfg = read_config(_cfg(tmp_path, "resegmentation = viterbi\nmin_duration = 80\n"
                                      "speech_detector = energy\ninitial_clusters = auto\n"))
-    assert (cfg.resegmentation, cfg.min_duration, cfg.speech_detector) == ("viterbi", 80,
-                                                                            "energy")
-    assert cfg.initial_clusters == "auto" and cfg.M_mfcc == "auto" and cfg.speakers == "auto"
-    cfg = read_config(_cfg(tmp_path, "merge_threshold = 0.25\nspeakers = 3\n"))
-    assert (cfg.merge_threshold, cfg.speakers) == (0.25, 3)
-    assert read_config(_cfg(tmp_path, "")).merge_threshold == Settings().merge_threshold
+    s = cfg.settings
+    assert (s.resegmentation, s.min_duration, s.speech_detector) == ("viterbi", 80, "energy")
+    assert s.initial_clusters == "auto" and s.M == "auto" and s.speakers == "auto"
+    s = read_config(_cfg(tmp_path, "merge_threshold = 0.25\nspeakers = 3\n")).settings
+    assert (s.merge_threshold, s.speakers) == (0.25, 3)
+    assert read_config(_cfg(tmp_path, "")).settings == Settings()
 
 
 @pytest.mark.parametrize("extra, key", [("resegmentation = hmm\n", "resegmentation"),

@@ -13,8 +13,9 @@
    divergence between moment-matched Gaussians), train a merged GMM with M1 + M2 components on
    both clusters' frames and take the pair with the largest BIC gain
    (:func:`em.compute_distance_BIC`); merge it while its gain per frame of the pair exceeds
-   ``merge_threshold`` (0 is the classic penalty-free rule), or while there are more clusters
-   than a known ``speakers`` count; re-segment and retrain ``num_seg_iters`` times; repeat.
+   ``merge_threshold`` (0 is the classic penalty-free rule) or there are more clusters than
+   ``max_speakers``, and never below ``min_speakers``; with a known ``speakers`` count, merge
+   down to it whatever the gains.  Re-segment and retrain ``num_seg_iters`` times; repeat.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from em import GMM, compute_distance_BIC
+from em.diarization.settings import Settings
 from em.diarization.viterbi import segment
 
 
@@ -33,24 +35,6 @@ SECONDS_PER_CLUSTER = 10.0      # auto size: one initial cluster per this much s
 MIN_CLUSTERS = 12               # ... at least this many, at most 16
 FRAMES_PER_GAUSSIAN = 100       # auto size: a cluster's Gaussians from its frames, 1..128
 MAX_GAUSSIANS = 128
-
-
-@dataclass
-class Settings:
-    initial_clusters: int | str = "auto"
-    M: int | str = "auto"
-    speakers: int | str = "auto"
-    em_iterations: int = 3
-    merge_iterations: int = 0          # EM iterations of a merged candidate (0: em_iterations)
-    KL_ntop: int = 0
-    num_seg_iters_init: int = 2
-    num_seg_iters: int = 3
-    seg_length: int = 250
-    resegmentation: str = "viterbi"
-    min_duration: int = 100
-    seed: int = 0
-    merge_threshold: float = -0.05
-    backend: str = "auto"
 
 
 def auto_size(n_frames: int, s: Settings, frame_s: float = 0.01) -> tuple[int, int]:
@@ -153,6 +137,7 @@ def _candidates(gmms, ntop):
 
 def diarize(X: np.ndarray, s: Settings, progress: Callable[[Step], None] | None = None) -> Result:
     """Cluster the frames of X (N x D) into speakers; see the module docstring."""
+    s.check_counts()
     # The BLAS calls here are tiny, and BLAS worker threads spin after each one, taking cores
     # from the OpenMP kernels that follow: one BLAS thread (measured 10-25% faster overall).
     with threadpool_limits(1, user_api="blas"):
@@ -170,8 +155,8 @@ def _diarize(X, s, progress):
         labels, gmms = _compact(resegment(X, gmms, s), gmms)
         gmms = _retrain(X, labels, gmms, s, rng)
     steps = []
-    target = 1 if s.speakers == "auto" else s.speakers
-    while len(gmms) > target:
+    low, high = s.speaker_range(len(gmms))
+    while len(gmms) > low:
         parts = [X[labels == k] for k in range(len(gmms))]
         own = [float(g.score(d).sum()) for g, d in zip(gmms, parts)]
         best = (-np.inf, None, None)
@@ -183,7 +168,7 @@ def _diarize(X, s, progress):
                 best = (gain, (a, b), merged)
         gain, pair, merged = best
         per_frame = gain / (len(parts[pair[0]]) + len(parts[pair[1]]))
-        go = per_frame > s.merge_threshold or s.speakers != "auto"
+        go = per_frame > s.merge_threshold or len(gmms) > high
         step = Step(len(gmms), float(gain), float(per_frame), pair if go else None)
         steps.append(step)
         if progress:

@@ -1,94 +1,70 @@
 """The diarizer's configuration file: configparser, section [Diarizer] (the 2011 keys).
 
+The path keys are declared here, the other keys in :class:`~em.diarization.settings.Settings`.
 Relative paths are taken relative to the configuration file.  The file must be UTF-8 text;
 ``%`` is an ordinary character (no interpolation).
 """
 from __future__ import annotations
 
 import configparser
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from em.diarization.cluster import Settings
+from em.diarization.settings import Settings
 from em.io.files import read_text
 
 SECTION = "Diarizer"
-_ALGO = Settings()              # the clustering keys' defaults are the algorithm's own
-# key: (type, default or REQUIRED, help)
 REQUIRED = object()
-KEYS = {
-    "basename": (str, REQUIRED, "recording name written in the RTTM"),
-    "mfcc_feats": (Path, None, "HTK feature file (required unless audio_file is given)"),
-    "audio_file": (Path, None, "16 kHz mono WAV, used when mfcc_feats is not given"),
-    "output_cluster": (Path, REQUIRED, "RTTM file to write"),
-    "gmm_output": (Path, REQUIRED, "file to write the speakers' GMMs to"),
-    "initial_clusters": (int, _ALGO.initial_clusters, "number of clusters to start from "
-                         "(auto: from the amount of speech)"),
-    "M_mfcc": (int, _ALGO.M, "Gaussian components per initial cluster (auto: from the "
-               "amount of speech)"),
-    "speakers": (int, _ALGO.speakers, "number of speakers when known: merge down to it "
-                 "(auto: estimated)"),
-    "em_iterations": (int, _ALGO.em_iterations, "EM iterations per training"),
-    "merge_iterations": (int, _ALGO.merge_iterations, "EM iterations of each candidate "
-                         "merged model (0: em_iterations)"),
-    "spnsp_file": (Path, None, "speech/non-speech file: one 0/1 per frame"),
-    "KL_ntop": (int, _ALGO.KL_ntop, "GMM pairs to evaluate BIC on, closest by KL "
-                "(0 = all pairs)"),
-    "num_seg_iters_init": (int, _ALGO.num_seg_iters_init, "re-segmentation rounds before "
-                           "merging"),
-    "num_seg_iters": (int, _ALGO.num_seg_iters, "re-segmentation rounds after each merge"),
-    "seg_length": (int, _ALGO.seg_length, "frames per window of the 'vote' re-segmentation"),
-    "resegmentation": (str, _ALGO.resegmentation, "viterbi (minimum-duration HMM) or vote "
-                       "(the 2011 window majority)"),
-    "merge_threshold": (float, _ALGO.merge_threshold, "merge while the best pair's delta-BIC "
-                        "per frame exceeds this (0: the classic rule, merge while it is "
-                        "positive)"),
-    "min_duration": (int, _ALGO.min_duration, "frames: shortest segment of the viterbi "
-                     "re-segmentation"),
-    "speech_detector": (str, "auto", "for audio_file without spnsp_file: webrtcvad, energy, or "
-                        "auto (webrtcvad when installed)"),
-    "reference_rttm": (Path, None, "reference RTTM: when given, DER is printed"),
-}
-# (minimum, maximum or None): the maxima keep a typo from running for days (the clustering
-# costs grow with the cube of initial_clusters); seg_length, min_duration and initial_clusters
-# x M_mfcc are also checked against the recording's speech frames (pipeline.load_features)
-RANGE = {"initial_clusters": (1, 128), "speakers": (1, 128), "M_mfcc": (1, 256),
-         "em_iterations": (1, 100), "merge_iterations": (0, 1000),
-         "KL_ntop": (0, None), "num_seg_iters_init": (0, 100), "num_seg_iters": (0, 100),
-         "seg_length": (1, None), "min_duration": (1, None), "merge_threshold": (-10.0, 10.0)}
-CHOICES = {"resegmentation": ("viterbi", "vote"),
-           "speech_detector": ("auto", "webrtcvad", "energy")}
 
 
 class ConfigError(ValueError):
     """The configuration cannot be used; the message names the key."""
 
 
+def _path(help, required=False, kind=Path):
+    return field(metadata={"help": help, "required": required, "kind": kind})
+
+
 @dataclass
 class Config:
-    """Every key of :data:`KEYS` (read_config fills in the defaults) and ``source``."""
+    """The paths of the configuration file ``source`` and the :class:`Settings` it sets."""
 
-    source: Path                                    # the configuration file itself
-    basename: str
-    output_cluster: Path
-    gmm_output: Path
-    initial_clusters: int | str
-    M_mfcc: int | str
-    speakers: int | str
-    mfcc_feats: Path | None
-    audio_file: Path | None
-    em_iterations: int
-    merge_iterations: int
-    spnsp_file: Path | None
-    KL_ntop: int
-    num_seg_iters_init: int
-    num_seg_iters: int
-    seg_length: int
-    reference_rttm: Path | None
-    resegmentation: str
-    merge_threshold: float
-    min_duration: int
-    speech_detector: str
+    source: Path
+    settings: Settings
+    basename: str = _path("recording name written in the RTTM", required=True, kind=str)
+    mfcc_feats: Path | None = _path("HTK feature file (required unless audio_file is given)")
+    audio_file: Path | None = _path("16 kHz mono WAV, used when mfcc_feats is not given")
+    spnsp_file: Path | None = _path("speech/non-speech file: one 0/1 per frame")
+    reference_rttm: Path | None = _path("reference RTTM: when given, DER is printed")
+    output_cluster: Path = _path("RTTM file to write", required=True)
+    gmm_output: Path = _path("file to write the speakers' GMMs to", required=True)
+
+    def with_keys(self, **keys) -> Config:
+        """A copy with configuration keys replaced (``M_mfcc=5``, ``speakers=3``, paths too),
+        the speaker counts checked as read_config checks a file's."""
+        paths = {k: v for k, v in keys.items() if k not in FIELDS}
+        s = dataclasses.replace(self.settings,
+                                **{FIELDS[k]: v for k, v in keys.items() if k in FIELDS})
+        try:
+            s.check_counts(None if s.initial_clusters == "auto" else s.initial_clusters)
+        except ValueError as exc:
+            raise ConfigError(f"{self.source}: {exc}") from None
+        return dataclasses.replace(self, settings=s, **paths)
+
+
+_PATHS = {f.name: f.metadata for f in dataclasses.fields(Config) if f.metadata}
+_SETTINGS = {f.metadata.get("key", f.name): f for f in dataclasses.fields(Settings)
+             if not f.metadata.get("internal")}
+FIELDS = {key: f.name for key, f in _SETTINGS.items()}      # key: Settings field
+RANGE = {key: f.metadata["range"] for key, f in _SETTINGS.items() if "range" in f.metadata}
+CHOICES = {key: f.metadata["choices"] for key, f in _SETTINGS.items()
+           if "choices" in f.metadata}
+# key: (type, default or REQUIRED, help)
+KEYS = {**{key: (m["kind"], REQUIRED if m["required"] else None, m["help"])
+           for key, m in _PATHS.items()},
+        **{key: (type(RANGE[key][0]) if key in RANGE else str, f.default, f.metadata["help"])
+           for key, f in _SETTINGS.items()}}
 
 
 def read_config(path) -> Config:
@@ -110,51 +86,56 @@ def read_config(path) -> Config:
     unknown = sorted(set(section) - set(KEYS))
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)} in [{SECTION}]")
-    values = {"source": path}
-    for key, (kind, default, _) in KEYS.items():
-        if key not in section:
-            if default is REQUIRED:
-                raise ConfigError(f"{path}: required key '{key}' missing in [{SECTION}]")
-            values[key] = default
-            continue
-        raw = section[key].strip()
-        if kind is int and default == "auto" and raw == "auto":
-            values[key] = raw
-        elif kind in (int, float):
-            values[key] = _number(path, key, raw, kind)
-        elif key in CHOICES:
-            if raw not in CHOICES[key]:
-                raise ConfigError(f"{path}: {key} = {raw[:40]!r} must be one of "
-                                  f"{', '.join(CHOICES[key])}")
-            values[key] = raw
-        elif not raw:                                   # an optional file left out
-            if default is REQUIRED:
-                raise ConfigError(f"{path}: required key '{key}' is empty in [{SECTION}]")
-            values[key] = None
-        elif kind is Path:
-            values[key] = path.parent / raw
-        elif any(c.isspace() for c in raw):             # basename: one RTTM field
-            raise ConfigError(f"{path}: {key} = {raw!r} must not contain whitespace")
+    values = {}
+    for key, (_, default, _) in KEYS.items():
+        if key in section:
+            try:
+                values[key] = parse_value(key, section[key].strip())
+            except ValueError as exc:
+                raise ConfigError(f"{path}: {exc}") from None
+        elif default is REQUIRED:
+            raise ConfigError(f"{path}: required key '{key}' missing in [{SECTION}]")
         else:
-            values[key] = raw
+            values[key] = default
     if values["mfcc_feats"] is None and values["audio_file"] is None:
         raise ConfigError(f"{path}: give mfcc_feats (HTK features) or audio_file (WAV)")
-    return Config(**values)
+    paths = {k: path.parent / values[k] if isinstance(values[k], Path) else values[k]
+             for k in _PATHS}
+    return Config(path, Settings(), **paths).with_keys(**{k: values[k] for k in FIELDS})
 
 
-def _number(path, key, raw, kind):
+def parse_value(key: str, raw: str):
+    """The value of configuration key ``key`` written as ``raw`` (None: an optional path
+    left empty); a ConfigError naming the key when it has none."""
+    kind, default, _ = KEYS[key]
+    if kind in (int, float):
+        return raw if raw == "auto" and default == "auto" else _number(key, raw, kind)
+    if key in CHOICES:
+        if raw not in CHOICES[key]:
+            raise ConfigError(f"{key} = {raw[:40]!r} must be one of {', '.join(CHOICES[key])}")
+        return raw
+    if not raw:                                     # an optional file left out
+        if default is REQUIRED:
+            raise ConfigError(f"required key '{key}' is empty in [{SECTION}]")
+        return None
+    if kind is str and any(c.isspace() for c in raw):   # basename: one RTTM field
+        raise ConfigError(f"{key} = {raw!r} must not contain whitespace")
+    return kind(raw)
+
+
+def _number(key, raw, kind):
     low, high = RANGE[key]
     try:
         value = kind(raw)
     except ValueError:
         auto = " or auto" if KEYS[key][1] == "auto" else ""
         what = "an integer" if kind is int else "a number"
-        raise ConfigError(f"{path}: {key} = {raw[:40]!r} is not {what}{auto}") from None
+        raise ConfigError(f"{key} = {raw[:40]!r} is not {what}{auto}") from None
     if value != value:                                  # float('nan')
-        raise ConfigError(f"{path}: {key} = {raw[:40]!r} is not a number")
+        raise ConfigError(f"{key} = {raw[:40]!r} is not a number")
     if value < low or (high is not None and value > high):
         bound = f">= {low}" + (f" and <= {high}" if high is not None else "")
-        raise ConfigError(f"{path}: {key} must be {bound}, got {raw[:40]}")
+        raise ConfigError(f"{key} must be {bound}, got {raw[:40]}")
     return value
 
 

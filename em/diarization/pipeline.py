@@ -1,6 +1,7 @@
 """From a configuration to an RTTM, a GMM file and (with a reference) DER."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import warnings
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from em import EMWarning
-from em.diarization.cluster import Settings, auto_size, diarize
+from em.diarization.cluster import auto_size, diarize
 from em.diarization.config import Config
 from em.io import read_htk, read_rttm, segments_from_labels
 from em.io.files import write_files
@@ -68,7 +69,7 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def load_features(cfg: Config):
     """(features (N, D) float32, speech mask (N,) bool, frame period s, seconds of audio)."""
-    source = cfg.mfcc_feats or cfg.audio_file
+    source, s = cfg.mfcc_feats or cfg.audio_file, cfg.settings
     if cfg.mfcc_feats is not None:
         X, header = read_htk(cfg.mfcc_feats)
         period = header.frame_period_s
@@ -81,7 +82,7 @@ def load_features(cfg: Config):
         except AudioError as exc:
             raise AudioError(f"{cfg.audio_file}: {exc}") from None
         speech = read_spnsp(cfg.spnsp_file) if cfg.spnsp_file else \
-            speech_frames(samples, detector=cfg.speech_detector)
+            speech_frames(samples, detector=s.speech_detector)
     if len(speech) != len(X):
         raise DiarizerError(f"{cfg.spnsp_file}: {len(speech)} speech labels for {len(X)} "
                             f"feature frames in {source}")
@@ -89,16 +90,16 @@ def load_features(cfg: Config):
     where, n = cfg.spnsp_file or source, int(speech.sum())
     if n == 0:
         raise DiarizerError(f"{where}: no speech frames to cluster")
-    if cfg.resegmentation == "vote" and n < cfg.seg_length:
+    if s.resegmentation == "vote" and n < s.seg_length:
         raise DiarizerError(f"{where}: only {n} speech frames, fewer than one segment "
-                            f"(seg_length = {cfg.seg_length})")
-    if cfg.resegmentation == "viterbi" and n < cfg.min_duration:
+                            f"(seg_length = {s.seg_length})")
+    if s.resegmentation == "viterbi" and n < s.min_duration:
         raise DiarizerError(f"{where}: only {n} speech frames, fewer than one segment "
-                            f"(min_duration = {cfg.min_duration})")
-    sized = "auto" not in (cfg.initial_clusters, cfg.M_mfcc)
-    if sized and n < cfg.initial_clusters * cfg.M_mfcc:
+                            f"(min_duration = {s.min_duration})")
+    sized = "auto" not in (s.initial_clusters, s.M)
+    if sized and n < s.initial_clusters * s.M:
         raise DiarizerError(f"{where}: only {n} speech frames, fewer than the "
-                            f"initial_clusters x M_mfcc = {cfg.initial_clusters} x {cfg.M_mfcc} "
+                            f"initial_clusters x M_mfcc = {s.initial_clusters} x {s.M} "
                             "Gaussians to train")
     return X, speech, period, len(X) * period
 
@@ -179,6 +180,13 @@ def _annotation(turns):
     return a
 
 
+def _count_text(s, clusters: int) -> str:
+    """given, estimated, or estimated within LOW..HIGH (the speaker count bounds)."""
+    if s.count != "bounded":
+        return s.count
+    return "estimated within {}..{}".format(*s.speaker_range(clusters))
+
+
 def run(cfg: Config, out=print, plot=None, seed: int = 0) -> dict:
     """Diarize the recording of ``cfg``; returns the figures it printed.  Every input is
     checked and every output computed before the outputs are written, all or none.  ``seed``
@@ -188,15 +196,14 @@ def run(cfg: Config, out=print, plot=None, seed: int = 0) -> dict:
     reference = read_reference(cfg) if cfg.reference_rttm else None
     X, speech, period, seconds = load_features(cfg)
     Xs = np.ascontiguousarray(X[speech])
-    settings = Settings(initial_clusters=cfg.initial_clusters, M=cfg.M_mfcc,
-                        speakers=cfg.speakers, merge_threshold=cfg.merge_threshold,
-                        em_iterations=cfg.em_iterations, KL_ntop=cfg.KL_ntop,
-                        merge_iterations=cfg.merge_iterations,
-                        num_seg_iters_init=cfg.num_seg_iters_init,
-                        num_seg_iters=cfg.num_seg_iters, seg_length=cfg.seg_length,
-                        resegmentation=cfg.resegmentation, min_duration=cfg.min_duration,
-                        seed=seed)
+    settings = dataclasses.replace(cfg.settings, seed=seed)
     K, M = auto_size(len(Xs), settings, period)
+    if settings.initial_clusters == "auto":
+        try:
+            settings.check_counts(K)
+        except ValueError as exc:
+            raise DiarizerError(f"{cfg.source}: {exc} (initial_clusters = auto: sized to "
+                                "the speech)") from None
 
     def progress(step):
         verdict = f"merge {step.merged}" if step.merged else "stop"
@@ -205,7 +212,7 @@ def run(cfg: Config, out=print, plot=None, seed: int = 0) -> dict:
 
     out(f"{cfg.basename}: {seconds:.1f} s, {len(X)} frames ({int(speech.sum())} speech), "
         f"D={X.shape[1]}, {K} initial clusters of {M} Gaussians"
-        + (" (sized to the speech)" if "auto" in (cfg.initial_clusters, cfg.M_mfcc) else ""))
+        + (" (sized to the speech)" if "auto" in (settings.initial_clusters, settings.M) else ""))
     with warnings.catch_warnings(record=True) as caught:      # one summary line, not a stream
         warnings.simplefilter("always", EMWarning)
         try:
@@ -233,9 +240,10 @@ def run(cfg: Config, out=print, plot=None, seed: int = 0) -> dict:
         from em.diarization.plot import timeline
         outputs[plot] = timeline(turns, reference, seconds, mapping, ders.get((0.5, True)))
     write_files(outputs)
-    figures = {"speakers": len(result.gmms), "seconds": seconds, "elapsed": elapsed,
-               "speed": seconds / elapsed}
-    out(f"speakers: {len(result.gmms)}; wrote {cfg.output_cluster} and {cfg.gmm_output}")
+    figures = {"speakers": len(result.gmms), "count": settings.count, "seconds": seconds,
+               "elapsed": elapsed, "speed": seconds / elapsed}
+    out(f"speakers: {len(result.gmms)} ({_count_text(settings, K)}); wrote {cfg.output_cluster} "
+        f"and {cfg.gmm_output}")
     out(f"time: {elapsed:.2f} s for {seconds:.1f} s of audio ({figures['speed']:.0f}x real time; "
         "reading to RTTM, scoring and plot excluded)")
     for (collar, skip), value in ders.items():
