@@ -31,7 +31,8 @@ def purity(labels, truth):
 def test_finds_the_number_of_speakers(ntop):
     X, truth = speakers()
     steps = []
-    r = diarize(X, Settings(initial_clusters=8, M=5, KL_ntop=ntop), progress=steps.append)
+    r = diarize(X, Settings(initial_clusters=8, M=5, KL_ntop=ntop, initialization="uniform"),
+                progress=steps.append)
     assert len(r.gmms) == 3 == len(np.unique(r.labels))
     assert r.labels.shape == truth.shape
     assert purity(r.labels, truth) > 0.85
@@ -42,7 +43,7 @@ def test_finds_the_number_of_speakers(ntop):
 @pytest.mark.parametrize("count", [2, 4])
 def test_a_known_speaker_count_is_reached_whatever_the_gains(count):
     X, truth = speakers()
-    r = diarize(X, Settings(initial_clusters=8, M=5, speakers=count))
+    r = diarize(X, Settings(initial_clusters=8, M=5, speakers=count, initialization="uniform"))
     assert len(r.gmms) == count == len(np.unique(r.labels))
     if count == 2:                  # two of the three speakers share a cluster, none is split
         assert purity(r.labels, truth) < 0.8
@@ -72,3 +73,38 @@ def test_resegment_takes_window_majorities():
     for start in range(0, len(X), 100):
         assert len(set(labels[start:start + 100])) == 1
     assert purity(labels, truth) > 0.9
+
+
+def test_change_detection_starts_from_speaker_pure_clusters():
+    """Uniform parts of a dialogue hold several turns; the segments found by change detection
+    and grouped by BIC hold one speaker each."""
+    from em.diarization.segmentation import change_points, initial_labels
+    X, truth = speakers()
+    turns = np.flatnonzero(np.diff(truth)) + 1
+    found = change_points(X)
+    assert all(np.abs(found - t).min() <= 10 for t in turns)          # every change, +-0.1 s
+    labels = initial_labels(X, 8)
+    assert len(np.unique(labels)) == 8 and purity(labels, truth) > 0.99   # boundaries +-0.1 s
+    uniform = np.minimum(np.arange(len(X)) * 8 // len(X), 7)
+    assert purity(uniform, truth) < 0.9
+
+
+@pytest.mark.parametrize("count", [2, 3])
+def test_a_given_count_from_change_detection(count):
+    X, truth = speakers()
+    r = diarize(X, Settings(initial_clusters=8, M=5, speakers=count))
+    assert len(r.gmms) == count == len(np.unique(r.labels))
+    if count == 3:
+        assert purity(r.labels, truth) > 0.95
+
+
+def test_models_come_back_in_the_frames_units():
+    """The clustering works on standardised frames; the speakers' GMMs it returns describe
+    the frames as given (each speaker's mean near its centre)."""
+    X, truth = speakers()
+    r = diarize(X * 10 + 100, Settings(initial_clusters=8, M=5, speakers=3))
+    for k in range(3):
+        own = (X * 10 + 100)[r.labels == k]
+        c = r.gmms[k].components
+        assert np.allclose(c.weights @ c.means, own.mean(axis=0), atol=0.5)
+        assert r.gmms[k].score(own).mean() > r.gmms[(k + 1) % 3].score(own).mean()

@@ -1,11 +1,20 @@
-"""Front end: WAV -> MFCC frames (librosa) and speech/non-speech.
+"""Front end: WAV -> MFCC frames (librosa) and speech/non-speech, robust to real input.
 
 19 MFCCs (c1..c19 of 20; c0, the energy, is left out) from 30 ms windows every 10 ms over 40
-mel bands: the ICSI diarizer's front end.  Speech frames: WebRTC's voice activity detector
-(``webrtcvad``, one decision per 10 ms frame), then smoothed: speech runs shorter than
-``MIN_SPEECH`` and pauses shorter than ``MIN_PAUSE`` are absorbed by their neighbours.  Without
-webrtcvad, an energy detector: RMS within 35 dB of the loudest frames and 6 dB above the
-10th-percentile noise floor.
+mel bands: the ICSI diarizer's front end.  Before analysis the DC is removed (a
+``HIGHPASS_HZ`` high-pass) and one LSB of 16-bit white noise is added (``DITHER``, seeded:
+Kaldi's default), and the mel powers are logged without a floor relative to the recording's
+loudest frame: so digital silence, DC offsets, clipping and level jumps between speakers give
+no degenerate or level-dependent features (librosa's default floor, 80 dB under the loudest
+frame, flattens the weak bands of a speaker 20 dB quieter than the other).
+
+Speech frames: WebRTC's voice activity detector (``webrtcvad``, one decision per 10 ms frame)
+on the recording levelled so that its loud frames sit at ``VAD_LEVEL_DBFS`` (it misses speech
+recorded 40 dB low), then smoothed: speech runs shorter than ``MIN_SPEECH`` and pauses shorter
+than ``MIN_PAUSE`` are absorbed by their neighbours.  Without webrtcvad, an energy detector:
+RMS within 35 dB of the loudest frames and 6 dB above the 10th-percentile noise floor.
+Frames of (near-)digital silence (a constant value, ``SILENCE_LSB``) are never speech,
+whatever the detector says.
 """
 from __future__ import annotations
 
@@ -17,6 +26,13 @@ WINDOW_S = 0.030
 VAD_MODE = 1                   # webrtcvad aggressiveness 0..3
 MIN_SPEECH = 0.50              # s: shorter speech runs become pause
 MIN_PAUSE = 0.30               # s: shorter pauses become speech
+HIGHPASS_HZ = 20.0             # DC and rumble removal
+DITHER = 1.0 / 32768           # std of the seeded white noise added before analysis: 1 LSB
+FRAME_RANGE_DB = 40.0          # each frame's mel powers floored this far under its strongest
+SILENCE_LSB = 2                # a frame whose samples span at most this many 16-bit steps
+                               # is (near-)digital silence, whatever its DC offset
+VAD_LEVEL_DBFS = -20.0         # the detector hears the recording scaled so its loud frames
+VAD_MAX_GAIN_DB = 50.0         # ... (95th percentile of 10 ms frames) sit here, at most this
 
 
 class AudioError(ValueError):
@@ -49,9 +65,21 @@ def mfcc(samples: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
     if len(samples) < win:
         raise AudioError(f"audio of {len(samples) / sample_rate:.3f} s is shorter than one "
                          f"{1000 * win // sample_rate} ms analysis window")
-    feats = librosa.feature.mfcc(y=samples, sr=sample_rate, n_mfcc=N_MFCC + 1, n_fft=win,
-                                 hop_length=hop, win_length=win, n_mels=40, center=False)
+    x = clean(samples, sample_rate)
+    x += DITHER * np.random.default_rng(0).standard_normal(len(x))
+    power = librosa.feature.melspectrogram(y=x, sr=sample_rate, n_fft=win, hop_length=hop,
+                                           win_length=win, n_mels=40, center=False)
+    power = np.maximum(power, power.max(axis=0) * 10 ** (-FRAME_RANGE_DB / 10))
+    feats = librosa.feature.mfcc(S=10 * np.log10(power), n_mfcc=N_MFCC + 1)
     return np.ascontiguousarray(feats[1:].T, dtype=np.float32)
+
+
+def clean(samples: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
+    """float64 samples without DC (a 2nd-order ``HIGHPASS_HZ`` Butterworth high-pass)."""
+    from scipy.signal import butter, sosfilt
+    sos = butter(2, HIGHPASS_HZ, "highpass", fs=sample_rate, output="sos")
+    x = np.asarray(samples, dtype=np.float64)
+    return sosfilt(sos, x - x[0])                   # from the first sample: no start-up step
 
 
 def speech_frames(samples: np.ndarray, sample_rate: int = 16000, detector: str = "auto"
@@ -66,12 +94,33 @@ def speech_frames(samples: np.ndarray, sample_rate: int = 16000, detector: str =
             detector = "webrtcvad"
         except ImportError:
             detector = "energy"
-    raw = _webrtc(samples, sample_rate, hop) if detector == "webrtcvad" \
-        else _energy(samples, sample_rate, hop, win)
+    x = clean(samples, sample_rate)
+    db = frame_db(x, hop)
+    raw = _webrtc(x * _vad_gain(db), sample_rate, hop) if detector == "webrtcvad" \
+        else _energy(x, sample_rate, hop, win)
     # frame i of the MFCCs covers [i*hop, i*hop + win): centre it on the 10 ms decisions
     centre = np.minimum(np.arange(n) + (win // hop) // 2, len(raw) - 1)
     frame_s = hop / sample_rate
-    return smooth(raw[centre], MIN_SPEECH / frame_s, MIN_PAUSE / frame_s)
+    speech = smooth(raw[centre], MIN_SPEECH / frame_s, MIN_PAUSE / frame_s)
+    return speech & ~silent_frames(samples, hop, win)[:n]
+
+
+def silent_frames(samples: np.ndarray, hop: int, win: int) -> np.ndarray:
+    """Frames (``win`` samples every ``hop``) of (near-)digital silence: a constant value."""
+    windows = np.lib.stride_tricks.sliding_window_view(samples, win)[::hop]
+    return np.ptp(windows, axis=1) <= SILENCE_LSB / 32768
+
+
+def frame_db(x: np.ndarray, hop: int) -> np.ndarray:
+    """RMS level in dBFS of each ``hop`` samples."""
+    power = np.mean(x[:len(x) // hop * hop].reshape(-1, hop) ** 2, axis=1)
+    return 10 * np.log10(power + 1e-30)
+
+
+def _vad_gain(db: np.ndarray) -> float:
+    """The gain that puts the loud 10 ms frames (95th percentile) at ``VAD_LEVEL_DBFS``."""
+    loud = np.percentile(db, 95) if len(db) else VAD_LEVEL_DBFS
+    return 10 ** (np.clip(VAD_LEVEL_DBFS - loud, -VAD_MAX_GAIN_DB, VAD_MAX_GAIN_DB) / 20)
 
 
 def _hop_win(sample_rate: int) -> tuple[int, int]:

@@ -22,6 +22,9 @@ def _key(default, help, **meta):
 class Settings:
     """The clustering settings (and the front end's speech detector)."""
 
+    initialization: str = _key("changes", "initial clusters: changes (speaker-change detection "
+                               "and BIC clustering of the segments) or uniform (the 2011 "
+                               "equal contiguous parts)", choices=("changes", "uniform"))
     initial_clusters: int | str = _key("auto", "number of clusters to start from (auto: from "
                                        "the amount of speech)", range=(1, 128))
     M: int | str = _key("auto", "Gaussian components per initial cluster (auto: from the "
@@ -48,6 +51,8 @@ class Settings:
                                   "positive)", range=(-10.0, 10.0))
     min_duration: int = _key(100, "frames: shortest segment of the viterbi re-segmentation",
                              range=(1, None))
+    variance_floor: float = _key(0.01, "every cluster model's variances are at least this "
+                                 "fraction of the recording's", range=(0.0, 1.0))
     speech_detector: str = _key("auto", "for audio_file without spnsp_file: webrtcvad, energy, "
                                 "or auto (webrtcvad when installed)",
                                 choices=("auto", "webrtcvad", "energy"))
