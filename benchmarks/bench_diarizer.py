@@ -18,22 +18,39 @@ Recordings (all real speech, ``benchmarks/data/LICENSE.txt`` and ``examples/data
                 a temporary directory; one table, a row per recording.  In the default case
                 list when the folder has a ``manifest.json``.
 
+``--protocol loso`` (leave one source out, on the development set): every candidate setting of
+the grid (``CANDIDATES``, ``--grid`` picks, ``--candidate NAME:KEY=VALUE,...`` adds) runs on
+every recording for every seed with the true speaker count given.  For each source S of the
+manifest (a recording belongs to each source it lists) the candidate with the lowest DER over
+the recordings outside S (duration-weighted, median over seeds) is scored on S's recordings; a
+recording's row uses the candidate chosen without any of its sources, also run with the count
+estimated.  Finished runs are cached in ``DIR/loso_cache.json`` (keyed by the candidate's keys,
+the recording's files, the seed, git HEAD and em/diarization/*.py), so a repeated or interrupted
+run reuses them.  One table, then a line checking the targets (``TARGETS``).
+
     python benchmarks/bench_diarizer.py                      # every case, default settings
     python benchmarks/bench_diarizer.py --cases voices --seeds 5 --initial-clusters 16
     python benchmarks/bench_diarizer.py --cases tiled --profile
     python benchmarks/bench_diarizer.py --cases devset --only nl2 --set resegmentation=viterbi
+    python benchmarks/bench_diarizer.py --protocol loso --seeds 2
+    python benchmarks/bench_diarizer.py --protocol loso --only _1m --seeds 1 --grid default,merge0 \
+        --candidate md50:resegmentation=viterbi,min_duration=50
 """
 from __future__ import annotations
 
 import argparse
+import configparser
+import contextlib
 import cProfile
-import dataclasses
+import hashlib
 import json
 import pstats
+import subprocess
 import sys
 import tempfile
 import time
 import warnings
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -176,60 +193,85 @@ PATH_KEYS = ("basename", "mfcc_feats", "audio_file", "spnsp_file", "reference_rt
              "output_cluster", "gmm_output")
 
 
-def parse_overrides(items) -> dict:
-    """``--set KEY=VALUE`` items -> {Config field: value}, checked as the configuration file's
-    keys are (types, ranges, choices); paths and the basename cannot be set."""
-    from em.diarization.config import CHOICES, KEYS, RANGE
+def parse_overrides(items, what="--set") -> dict:
+    """``KEY=VALUE`` items -> {configuration key: value text}; the values are checked where
+    the diarizer reads them (``configure``); paths and the basename cannot be set."""
+    from em.diarization.config import KEYS
     out = {}
     for item in items:
         key, eq, raw = item.partition("=")
         key, raw = key.strip(), raw.strip()
         if not eq or key not in KEYS or key in PATH_KEYS:
             settable = ", ".join(k for k in KEYS if k not in PATH_KEYS)
-            raise ValueError(f"--set {item!r}: want KEY=VALUE with KEY one of {settable}")
-        kind, default, _ = KEYS[key]
-        if kind is int and not (default == "auto" and raw == "auto"):
-            try:
-                value = int(raw)
-            except ValueError:
-                raise ValueError(f"--set {key}: {raw!r} is not an integer"
-                                 + (" or auto" if default == "auto" else "")) from None
-            low, high = RANGE[key]
-            if value < low or (high is not None and value > high):
-                raise ValueError(f"--set {key}: must be >= {low}"
-                                 + (f" and <= {high}" if high is not None else ""))
-            raw = value
-        elif key in CHOICES and raw not in CHOICES[key]:
-            raise ValueError(f"--set {key}: must be one of {', '.join(CHOICES[key])}")
+            raise ValueError(f"{what} {item!r}: {key!r} is not a configuration key this "
+                             f"diarizer knows; want KEY=VALUE with KEY one of {settable}")
         out[key] = raw
     return out
 
 
+def configure(path: Path, keys: dict, tmp: Path):
+    """The configuration file ``path`` with ``keys`` (configuration key: value) written into
+    it and its outputs sent to ``tmp``, read as the diarizer reads a file (which checks every
+    key and value: a ConfigError naming the key)."""
+    from em.diarization.config import KEYS, SECTION, read_config
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.optionxform = str
+    parser.read(path, encoding="utf-8")
+    section = parser[SECTION]
+    for key in list(section):                   # relative paths: relative to the original
+        if KEYS.get(key, (None,))[0] is Path and section[key].strip():
+            section[key] = str(path.parent.resolve() / section[key].strip())
+    section.update({k: str(v) for k, v in keys.items()})
+    section["output_cluster"] = str(tmp / f"{path.stem}.hyp.rttm")
+    section["gmm_output"] = str(tmp / f"{path.stem}.gmm")
+    written = tmp / path.name
+    with open(written, "w", encoding="utf-8") as f:
+        parser.write(f)
+    return read_config(written)
+
+
+def diarize_file(path, keys: dict, seed: int) -> dict:
+    """pipeline.run on the configuration file ``path`` with ``keys``: its figures."""
+    from em.diarization.pipeline import run
+    with tempfile.TemporaryDirectory(prefix="bench_devset_") as tmp:
+        cfg = configure(Path(path), keys, Path(tmp))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", EMWarning)
+            return run(cfg, out=lambda *_: None, seed=seed)
+
+
 def _condition(c: dict) -> str:
-    """The manifest's condition, short: clean, pink15, white10+gain, orig+pink10 ..."""
+    """The manifest's condition, short: clean, pink15, white10+gain, tel+mulaw, dc ..."""
     parts = ["orig"] if c.get("original") else []
     if c.get("noise"):
         parts.append(f"{c['noise']}{c['snr_db']:g}")
-    if c.get("gains"):
-        parts.append("gain")
+    parts += [short for key, short in (("gains", "gain"), ("telephone", "tel"),
+                                       ("mulaw", "mulaw"), ("dc", "dc")) if c.get(key)]
+    parts += [f"{name}{abs(c[key]):g}" for key, name in
+              (("jumps_db", "jumps"), ("floor_dbfs", "floor"), ("clip_db", "clip")) if key in c]
     return "+".join(parts) or "clean"
+
+
+def _recordings(folder: Path, only) -> list:
+    """The manifest's recordings whose name contains ``only`` (an empty list, said, if none)."""
+    manifest = folder / "manifest.json"
+    if not manifest.is_file():
+        print(f"devset: no {manifest}; run `python benchmarks/build_devset.py` first "
+              "(case skipped)")
+        return []
+    recordings = [r for r in json.loads(manifest.read_text(encoding="utf-8"))["recordings"]
+                  if only is None or only in r["name"]]
+    if not recordings:
+        print(f"devset: no recording in {manifest} has {only!r} in its name")
+    return recordings
 
 
 def devset_case(folder: Path, seeds: int, overrides: dict, only=None, prof=None,
                 told: bool = False) -> None:
     """Every recording of the development set (names containing ``only``) through
     ``pipeline.run`` for seeds 0..seeds-1; one row per recording, then a TOTAL line."""
-    from em.diarization.config import read_config
-    from em.diarization.pipeline import run
-    manifest = folder / "manifest.json"
-    if not manifest.is_file():
-        print(f"devset: no {manifest}; run `python benchmarks/build_devset.py` first "
-              "(case skipped)")
-        return
-    recordings = [r for r in json.loads(manifest.read_text(encoding="utf-8"))["recordings"]
-                  if only is None or only in r["name"]]
+    recordings = _recordings(folder, only)
     if not recordings:
-        print(f"devset: no recording in {manifest} has {only!r} in its name")
         return
     minutes = sum(r["duration_s"] for r in recordings) / 60
     print(f"devset: {len(recordings)} recordings, {minutes:.1f} min, seeds 0..{seeds - 1}, "
@@ -240,41 +282,33 @@ def devset_case(folder: Path, seeds: int, overrides: dict, only=None, prof=None,
     print("DER: ±0.25 s collar (pyannote collar=0.5), overlap not scored, median over seeds; "
           "worst-med: worst seed minus median, points; DER0: no collar, overlap scored, "
           "median; x RT: audio seconds per second of processing (WAV to outputs), median")
-    print(f"{'recording':21s} {'dur s':>6s} {'spk':>3s} {'cond':12s} {'DER':>6s} "
+    print(f"{'recording':21s} {'dur s':>6s} {'spk':>3s} {'cond':16s} {'DER':>6s} "
           f"{'worst-med':>9s} {'DER0':>6s} {'speakers':>10s} {'x RT':>5s}")
     rows, t_start = [], time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="bench_devset_") as tmp:
-        for rec in recordings:
-            name = rec["name"]
-            cfg = read_config(folder / rec["cfg"])
-            cfg = dataclasses.replace(cfg, **overrides,
-                                      output_cluster=Path(tmp) / f"{name}.hyp.rttm",
-                                      gmm_output=Path(tmp) / f"{name}.gmm")
-            if told:
-                cfg = dataclasses.replace(cfg, speakers=rec["n_speakers"])
-            runs = []
-            for seed in range(seeds):
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", EMWarning)
-                    if prof:
-                        prof.enable()
-                    try:
-                        runs.append(run(cfg, out=lambda *_: None, seed=seed))
-                    finally:
-                        if prof:
-                            prof.disable()
-            ders = [r["der_c0.5_nooverlap"] for r in runs]
-            med = float(np.median(ders))
-            row = {"duration": rec["duration_s"], "der": med, "spread": max(ders) - med,
-                   "right": sum(r["speakers"] == r["true_speakers"] for r in runs),
-                   "runs": len(runs)}
-            rows.append(row)
-            print(f"{name:21s} {rec['duration_s']:6.1f} {runs[0]['true_speakers']:3d} "
-                  f"{_condition(rec['condition']):12s} {100 * med:5.1f}% "
-                  f"{100 * row['spread']:+9.1f} "
-                  f"{100 * np.median([r['der_c0.0_overlap'] for r in runs]):5.1f}% "
-                  f"{','.join(str(r['speakers']) for r in runs):>10s} "
-                  f"{np.median([r['speed'] for r in runs]):5.0f}", flush=True)
+    for rec in recordings:
+        name = rec["name"]
+        keys = {**overrides, **({"speakers": rec["n_speakers"]} if told else {})}
+        runs = []
+        for seed in range(seeds):
+            if prof:
+                prof.enable()
+            try:
+                runs.append(diarize_file(folder / rec["cfg"], keys, seed))
+            finally:
+                if prof:
+                    prof.disable()
+        ders = [r["der_c0.5_nooverlap"] for r in runs]
+        med = float(np.median(ders))
+        row = {"duration": rec["duration_s"], "der": med, "spread": max(ders) - med,
+               "right": sum(r["speakers"] == r["true_speakers"] for r in runs),
+               "runs": len(runs)}
+        rows.append(row)
+        print(f"{name:21s} {rec['duration_s']:6.1f} {runs[0]['true_speakers']:3d} "
+              f"{_condition(rec['condition']):16s} {100 * med:5.1f}% "
+              f"{100 * row['spread']:+9.1f} "
+              f"{100 * np.median([r['der_c0.0_overlap'] for r in runs]):5.1f}% "
+              f"{','.join(str(r['speakers']) for r in runs):>10s} "
+              f"{np.median([r['speed'] for r in runs]):5.0f}", flush=True)
     dur = np.array([r["duration"] for r in rows])
     der_ = np.array([r["der"] for r in rows])
     right, n_runs = sum(r["right"] for r in rows), sum(r["runs"] for r in rows)
@@ -284,6 +318,180 @@ def devset_case(folder: Path, seeds: int, overrides: dict, only=None, prof=None,
           f"{right}/{n_runs} runs ({100 * right / n_runs:.0f}%); worst seed within 3 points of "
           f"the median {stable}/{len(rows)} recordings ({100 * stable / len(rows):.0f}%); "
           f"elapsed {time.perf_counter() - t_start:.0f} s", flush=True)
+
+
+# ------------------------------------------------------------------ leave one source out
+
+# the grid --protocol loso chooses from: name -> configuration keys over each recording's own
+# configuration ("default": as written); keys only, checked where the diarizer reads them
+CANDIDATES = {                     # every key explicit: the recordings' files say the 2011 recipe
+    "changes": {"resegmentation": "viterbi", "initialization": "changes"},   # the defaults
+    "uniform": {"resegmentation": "viterbi", "initialization": "uniform"},
+    "no_floor": {"resegmentation": "viterbi", "initialization": "changes",
+                 "variance_floor": 1e-6},
+    "vote": {"resegmentation": "vote", "initialization": "changes"},
+}
+# DER targets (±0.25 s collar, overlap not scored): clean two-speaker recordings, other
+# two-speaker ones and the bundled sample's, every recording; worst seed minus median
+TARGETS = {"clean2": 0.05, "other2": 0.10, "any": 0.20, "spread": 0.03}
+
+
+def parse_candidate(text: str) -> tuple[str, dict]:
+    """``NAME:KEY=VALUE,KEY=VALUE`` -> (NAME, {KEY: VALUE})."""
+    name, colon, items = text.partition(":")
+    if not colon or not name.strip():
+        raise ValueError(f"--candidate {text!r}: want NAME:KEY=VALUE,KEY=VALUE")
+    return name.strip(), parse_overrides([i for i in items.split(",") if i.strip()],
+                                         f"--candidate {name.strip()}:")
+
+
+def _target(rec) -> float:
+    """The DER a recording must stay within (TARGETS; the sample's are two-speaker)."""
+    if rec["n_speakers"] != 2:
+        return TARGETS["any"]
+    clean = not set(rec["condition"]) - {"description"}
+    return TARGETS["clean2"] if clean else TARGETS["other2"]
+
+
+def _code_version() -> str:
+    """git HEAD and a hash of em/diarization/*.py: the diarizer the cached runs came from."""
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                          text=True).stdout.strip()
+    h = hashlib.sha256()
+    for f in sorted((ROOT / "em" / "diarization").glob("*.py")):
+        h.update(f.name.encode() + f.read_bytes())
+    return f"{head}:{h.hexdigest()[:16]}"
+
+
+def _files_hash(folder: Path, rec) -> str:
+    h = hashlib.sha256()
+    for key in ("cfg", "wav", "rttm"):
+        h.update((folder / rec[key]).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _loso_run(job):
+    """One (cfg path, keys, seed) run in a worker: the figures the table needs."""
+    path, keys, seed = job
+    r = diarize_file(path, keys, seed)
+    return {"der": r["der_c0.5_nooverlap"], "der0": r["der_c0.0_overlap"],
+            "speakers": r["speakers"], "speed": r["speed"], "seconds": r["seconds"]}
+
+
+def loso_case(folder: Path, seeds: int, overrides: dict, candidates: dict, only=None,
+              jobs: int = 1) -> int:
+    """The leave-one-source-out protocol (the module's docstring); 0, or 2 on a bad candidate."""
+    from em.diarization.config import ConfigError
+    recordings = _recordings(folder, only)
+    if not recordings:
+        return 0
+    grid = {name: {**overrides, **keys} for name, keys in candidates.items()}
+    with tempfile.TemporaryDirectory() as tmp:         # every candidate read once, up front
+        for name, keys in grid.items():
+            try:
+                configure(folder / recordings[0]["cfg"], keys, Path(tmp))
+            except ConfigError as exc:
+                print(f"error: candidate {name!r}: {str(exc).split(': ', 1)[-1]}",
+                      file=sys.stderr)
+                return 2
+    code, cache_path = _code_version(), folder / "loso_cache.json"
+    cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
+    files = {r["name"]: _files_hash(folder, r) for r in recordings}
+
+    def key(cand, rec, seed, told):
+        return json.dumps([code, files[rec["name"]], sorted(grid[cand].items()), rec["name"],
+                           seed, told])
+
+    def execute(todo):
+        """Runs the (candidate, recording, seed, told) not in the cache, saving each."""
+        todo = [t for t in todo if key(*t) not in cache]
+        audio = sum(t[1]["duration_s"] for t in todo)
+        print(f"loso: {len(todo)} runs to do ({audio / 60:.1f} min of audio), "
+              f"{jobs} job(s)", flush=True)
+        args = [(str(folder / r["cfg"]), {**grid[c], **({"speakers": r["n_speakers"]}
+                                                         if told else {})}, seed)
+                for c, r, seed, told in todo]
+        t0, done = time.perf_counter(), 0.0
+        with ProcessPoolExecutor(jobs) if jobs > 1 else contextlib.nullcontext() as pool:
+            results = pool.map(_loso_run, args) if pool else map(_loso_run, args)
+            for i, (t, r) in enumerate(zip(todo, results)):
+                cache[key(*t)] = r
+                tmp = cache_path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(cache))
+                tmp.replace(cache_path)
+                done += t[1]["duration_s"]
+                spent = time.perf_counter() - t0
+                print(f"[{i + 1}/{len(todo)}] {t[0]} {t[1]['name']} seed {t[2]} "
+                      f"{'told' if t[3] else 'estimated'}: DER {100 * r['der']:.1f}%, "
+                      f"{r['speakers']} speakers, {r['seconds'] / r['speed']:.1f} s; "
+                      f"elapsed {spent:.0f} s, left ~{spent * (audio - done) / done:.0f} s",
+                      flush=True)
+
+    def ders(cand, rec, told=True):
+        return [cache[key(cand, rec, seed, told)]["der"] for seed in range(seeds)]
+
+    def choose(held_out: set) -> str:
+        """The candidate with the lowest DER over the recordings outside held_out's sources;
+        the first candidate when there are none."""
+        train = [r for r in recordings if not held_out & set(r["source"])]
+        if not train:
+            return next(iter(grid))
+        w = [r["duration_s"] for r in train]
+        return min(grid, key=lambda c: np.average([np.median(ders(c, r)) for r in train],
+                                                   weights=w))
+
+    execute([(c, r, seed, True) for c in grid for r in recordings for seed in range(seeds)])
+    chosen = {r["name"]: choose(set(r["source"])) for r in recordings}
+    execute([(chosen[r["name"]], r, seed, False) for r in recordings for seed in range(seeds)])
+    _loso_table(recordings, chosen, choose, ders, seeds, key, cache)
+    return 0
+
+
+def _loso_table(recordings, chosen, choose, ders, seeds, key, cache):
+    """The LOSO table: a row per recording, per source, the total; then the targets line."""
+    print("LOSO: DER ±0.25 s collar, overlap not scored, true count given, median over seeds; "
+          "cand: the candidate chosen without the recording's sources; worst-med: points; "
+          "est: speakers found per seed and median DER with the count estimated; "
+          "x RT: median")
+    print(f"{'recording':22s} {'fold':28s} {'cand':14s} {'dur s':>6s} {'spk':>3s} "
+          f"{'cond':16s} {'DER':>6s} {'worst':>6s} {'w-med':>6s} {'est spk':>8s} "
+          f"{'est DER':>7s} {'x RT':>5s}")
+    rows, misses = [], []
+    for rec in recordings:
+        name, c = rec["name"], chosen[rec["name"]]
+        d = ders(c, rec)
+        med, worst = float(np.median(d)), max(d)
+        est = [cache[key(c, rec, seed, False)] for seed in range(seeds)]
+        speed = np.median([cache[key(c, rec, seed, True)]["speed"] for seed in range(seeds)])
+        limit = _target(rec)
+        miss = [text for bad, text in ((med > limit, f"DER {100 * med:.1f}% > {100 * limit:g}%"),
+                                       (worst - med > TARGETS["spread"],
+                                        f"worst seed +{100 * (worst - med):.1f}")) if bad]
+        misses += [f"{name}: {', '.join(miss)}"] if miss else []
+        rows.append((rec, med))
+        print(f"{name:22s} {'+'.join(rec['source']):28s} {c:14s} {rec['duration_s']:6.1f} "
+              f"{rec['n_speakers']:3d} {_condition(rec['condition']):16s} {100 * med:5.1f}% "
+              f"{100 * worst:5.1f}% {100 * (worst - med):+6.1f} "
+              f"{','.join(str(e['speakers']) for e in est):>8s} "
+              f"{100 * np.median([e['der'] for e in est]):6.1f}% {speed:5.0f}"
+              + ("  <-- MISS" if miss else ""), flush=True)
+    for source in sorted({s for r in recordings for s in r["source"]}):
+        c = choose({source})
+        mine = [r for r in recordings if source in r["source"]]
+        w = [r["duration_s"] for r in mine]
+        der_ = np.average([np.median(ders(c, r)) for r in mine], weights=w)
+        print(f"{'source ' + source:22s} {'held out':28s} {c:14s} {sum(w):6.1f} "
+              f"{'':3s} {f'{len(mine)} recordings':16s} {100 * der_:5.1f}%")
+    dur = np.array([r["duration_s"] for r, _ in rows])
+    total = np.average([m for _, m in rows], weights=dur)
+    print(f"{'TOTAL':22s} {'':28s} {'':14s} {dur.sum():6.1f} {'':3s} "
+          f"{f'{len(rows)} recordings':16s} {100 * total:5.1f}%  (duration-weighted)")
+    print(f"targets (DER <= {100 * TARGETS['clean2']:g}% clean two-speaker, "
+          f"<= {100 * TARGETS['other2']:g}% other two-speaker and the sample's, "
+          f"<= {100 * TARGETS['any']:g}% every recording; worst seed within "
+          f"{100 * TARGETS['spread']:g} points of the median): "
+          + (f"MISSED on {len(misses)}/{len(rows)} recordings: " + "; ".join(misses)
+             if misses else f"all met on {len(rows)} recordings"), flush=True)
 
 
 CASES = {"sample": sample_case, "voices": voices_case, "tidigits": tidigits_case,
@@ -331,6 +539,15 @@ def main(argv=None):
                    help="devset: replace a configuration key of every recording (repeatable)")
     p.add_argument("--told", action="store_true",
                    help="devset: give each recording its true speaker count (speakers = N)")
+    p.add_argument("--protocol", choices=("loso",),
+                   help="loso: leave-one-source-out choice among the candidate settings on the "
+                   "development set (the other cases are not run)")
+    p.add_argument("--grid", metavar="NAMES", default=",".join(CANDIDATES),
+                   help=f"loso: comma-separated candidates of {', '.join(CANDIDATES)} "
+                   "(default: all)")
+    p.add_argument("--candidate", action="append", default=[], metavar="NAME:KEY=VALUE,...",
+                   help="loso: one more candidate (repeatable)")
+    p.add_argument("--jobs", type=int, default=1, help="loso: runs in parallel (default 1)")
     p.add_argument("--profile", action="store_true", help="cProfile the runs, print the top 25")
     p.add_argument("--cli", action="store_true",
                    help="also time examples/cluster.py end to end on the tiled recording")
@@ -344,8 +561,17 @@ def main(argv=None):
         p.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)}, devset")
     try:
         overrides = parse_overrides(a.overrides)
+        extra = dict(parse_candidate(c) for c in a.candidate)
     except ValueError as exc:
         p.error(str(exc))
+    if a.protocol == "loso":
+        names = [n for n in a.grid.split(",") if n]
+        unknown = [n for n in names if n not in CANDIDATES]
+        if unknown:
+            p.error(f"--grid: unknown candidate(s) {', '.join(unknown)}; choose from "
+                    f"{', '.join(CANDIDATES)} or add one with --candidate")
+        grid = {**{n: CANDIDATES[n] for n in names}, **extra}
+        return loso_case(a.devset, a.seeds, overrides, grid, a.only, max(1, a.jobs))
     s = Settings(initial_clusters=a.initial_clusters, M=a.M, seg_length=a.seg_length,
                  em_iterations=a.em_iterations, KL_ntop=a.KL_ntop)
     prof = cProfile.Profile() if a.profile else None
@@ -380,5 +606,6 @@ def main(argv=None):
     if prof:
         pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
 
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

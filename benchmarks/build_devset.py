@@ -17,24 +17,48 @@ Sources (installed Debian packages, read where apt put them, and this repository
   the ivrvoice.ru voice), ``asterisk-prompt-fr-armelle`` (Armelle Desjardins) and
   ``asterisk-prompt-es-co`` (July E. Jimenez), the last two GSM 6.10.  Prompts are shuffled per
   voice with a fixed seed; tones and the monkeys are left out.
+* KLettres (``klettres-data``, GPL-2+): letters and syllables spoken by volunteers,
+  ``/usr/share/klettres/<lang>/{alpha,syllab}/*.ogg``.  Each language folder is taken to be one
+  voice (``kl_<lang>``; its alpha and syllab items assumed to be the same person).  An item is
+  under a second, so a clip is 3-8 items of one voice (shuffled with a fixed seed) joined by
+  0.1-0.3 s of digital silence.  The Czech and Slovak folders are never read (held out);
+  items whose decoded peak is above 2 (broken encodes) are left out.
 * ``benchmarks/data/voices``: the pocketsphinx "cards" speaker and LibriVox reader.
 * ``examples/data/sample.wav``: the bundled 30 s conversation with its reference RTTM (as is,
-  and with noise), and its two speakers' turns without overlap in a four-speaker mix.
+  with noise, through a telephone channel and with a DC offset), and its two speakers' turns
+  without overlap in a four-speaker mix.
 
 Each clip is mixed to mono, resampled to 16 kHz, its leading/trailing silence trimmed and
 pauses of >= 0.3 s inside it left out of the reference (NIST's convention; a clip's RTTM lines
 are its stretches of speech): a 25 ms frame (10 ms hop) is speech when its level is within
 35 dB of the clip's loudest frame and 10 dB above its noise floor (3rd percentile); speech
 runs shorter than 0.15 s at the edges (more than ~0.5 s from the rest) are cut away, and clips
-with under 1 s of speech skipped.  The clip is then scaled to -26 dBFS over its speech frames.  Conditions: a -75 dBFS white floor everywhere
-(no recording has digital silence), seeded white or pink noise at a given SNR (speech power
-over the reference speech samples), and a seeded gain per speaker turn.  No clip is used twice
-in the set.  Every random draw comes from ``numpy.random.default_rng([SEED, crc32(name)])``,
-so the same packages give the same files, bit for bit.
+with under 1 s of speech skipped.  Clips keep their raw levels, and the pauses between them
+are exact zeros: a recording has digital silence unless its condition adds noise.
+
+Conditions (keys of a recording's condition, combined; applied in this order):
+
+* ``gains``: a gain per speaker turn, uniform in -10..+6 dB; ``jumps_db: J``: each turn's
+  gain drawn from {-J, 0, +J} dB, never the previous turn's (level jumps at every change);
+* ``noise``, ``snr_db``: seeded white or pink noise at that SNR (speech power over the
+  reference speech samples);
+* then one scale for the whole recording so that its peak stays within full scale (SNR and
+  gains kept; the headroom left for the floor and the DC offset);
+* ``floor_dbfs``: a white noise floor at that level (dBFS RMS) everywhere;
+* ``telephone``: down to 8 kHz, a 300-3400 Hz band-pass (scaled down where its overshoot
+  would pass the peak), with ``mulaw`` 8-bit mu-law quantisation, and back up to 16 kHz
+  (the turns of another recording, named in the manifest's ``same_turns_as``);
+* ``dc``: a DC offset added to the whole recording;
+* ``clip_db``: a gain of that many dB, then hard clipping at full scale.
+
+The samples are written as 16-bit PCM, saturating at full scale.  No clip is used twice in the
+set, except by a recording that repeats another's turns under another condition.  Every random
+draw comes from ``numpy.random.default_rng([SEED, crc32(name)])``, so the same packages give
+the same files, bit for bit.
 
     python benchmarks/build_devset.py                  # -> benchmarks/devset/
     python benchmarks/build_devset.py /tmp/devset
-    python examples/cluster.py -c benchmarks/devset/nl2_clean_10m.cfg
+    python examples/cluster.py -c benchmarks/devset/nl2_clean_20m.cfg
 """
 from __future__ import annotations
 
@@ -66,13 +90,21 @@ MIN_PAUSE_S = 0.3                       # pauses inside a clip at least this lon
 EDGE_MERGE_FRAMES = 50                  # for finding a clip's extent, speech runs closer than
 MIN_EDGE_RUN_S = 0.15                   # this (~0.5 s) are one; shorter ones at an edge: cut
 MIN_SPEECH_S = 1.0                      # clips with less speech are skipped
-TARGET_DBFS = -26.0                     # speech level of every clip before gains
-FLOOR_DBFS = -75.0                      # white floor under every assembled recording
 PAUSE_S = (0.2, 1.0)                    # pause between utterances, uniform
 EDGE_S = 0.5                            # silence before the first and after the last one
 GAIN_DB = (-10.0, 6.0)                  # per-turn gain range where the condition has gains
+PEAK = 0.98                             # the whole recording's peak, DC and floor included
+TEL_SR, TEL_BAND, MU = 8000, (300.0, 3400.0), 255.0   # the telephone channel
+KL_ITEMS = (3, 8)                       # klettres: items per clip, uniform, both included
+KL_GAP_S = (0.1, 0.3)                   # ... and the digital silence between them
+KL_MIN_SPEECH_S = 0.1                   # an item with less speech is left out
+KL_MAX_PEAK = 2.0                       # an item decoded above this is a broken encode
 
 FILLETS = Path("/usr/share/games/fillets-ng")
+KLETTRES = Path("/usr/share/klettres")
+KL_HELD_OUT = ("cs", "sk")              # Czech and Slovak: never read
+KL_LANGS = ("ar", "da", "de", "en", "en_GB", "es", "fr", "he", "hu", "it", "lt", "ml", "nb",
+            "nds", "nl", "pt_BR", "ru", "tn", "uk")
 ASTERISK_SKIP = re.compile(r"^(beep|beeperr|tt-monkeys|ascending-2tone|descending-2tone)$")
 
 PACKAGES = {
@@ -85,6 +117,7 @@ PACKAGES = {
     "asterisk-core-sounds-ru-wav": "ivrvoice.ru female voice, Russian prompts",
     "asterisk-prompt-fr-armelle": "Armelle Desjardins, French prompts (GSM)",
     "asterisk-prompt-es-co": "July E. Jimenez, Colombian Spanish prompts (GSM)",
+    "klettres-data": "KLettres spoken letters and syllables (<lang>/{alpha,syllab}/*.ogg)",
 }
 
 # voice pool -> (speaker id in the RTTMs, package, directory the files must lie in, extension)
@@ -131,7 +164,16 @@ SOURCES = {
         "speakers": {"speaker90": "the sample's first speaker (pyannote_speaker90 in mixes)",
                      "speaker91": "the sample's second speaker (pyannote_speaker91 in mixes)"},
     },
+    "klettres": {
+        "packages": ["klettres-data"],
+        "licence": "GPL-2+ (KLettres, Anne-Marie Mahfouf and the KDE Edu contributors; the "
+                   "voices recorded by volunteers)",
+        "note": "each language folder is assumed to be one voice, its alpha and syllab items "
+                "the same person; cs and sk are held out and never read",
+        "speakers": {f"kl_{lang}": f"the KLettres {lang} voice" for lang in KL_LANGS},
+    },
 }
+assert not set(KL_LANGS) & set(KL_HELD_OUT)
 
 
 class Missing(Exception):
@@ -180,7 +222,7 @@ def frame_db(y: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Clip:
-    """One utterance: trimmed audio at -26 dBFS and its speech spans (samples, in the clip)."""
+    """One utterance: trimmed audio (raw level) and its speech spans (samples, in the clip)."""
     audio: np.ndarray
     spans: list
     speaker: str
@@ -202,7 +244,7 @@ def merge_runs(runs, min_gap_frames: int) -> list:
     return merged
 
 
-def trim(y: np.ndarray, speaker: str, source: str) -> Clip | None:
+def trim(y: np.ndarray, speaker: str, source: str, min_speech=MIN_SPEECH_S) -> Clip | None:
     """The clip's speech from its first to its last speech frame, with the pauses of at least
     MIN_PAUSE_S inside it as gaps; None when the clip has too little clear speech."""
     db = frame_db(y)
@@ -227,7 +269,7 @@ def trim(y: np.ndarray, speaker: str, source: str) -> Clip | None:
     def samples(runs):                  # frames [s, e) cover samples [s*HOP, (e-1)*HOP + WIN)
         return [(s * HOP, min(len(y), (e - 1) * HOP + WIN)) for s, e in runs]
     extent = samples(merged)
-    if sum(b - a for a, b in extent) < MIN_SPEECH_S * SR:
+    if sum(b - a for a, b in extent) < min_speech * SR:
         return None
     lo, hi = extent[0][0], extent[-1][1]
     # the reference: runs inside the extent, parted where the silence between their samples,
@@ -235,11 +277,7 @@ def trim(y: np.ndarray, speaker: str, source: str) -> Clip | None:
     inside = [r for r in runs if r[0] >= merged[0][0] and r[1] <= merged[-1][1]]
     gap = int(np.ceil((MIN_PAUSE_S * SR + WIN) / HOP - 1))
     spans = [(a - lo, b - lo) for a, b in samples(merge_runs(inside, gap))]
-    audio = y[lo:hi]
-    loud = frame_db(audio) > threshold
-    power = np.mean(10 ** (frame_db(audio)[loud] / 10)) if loud.any() else np.mean(audio ** 2)
-    audio = audio * 10 ** (TARGET_DBFS / 20) / np.sqrt(power)
-    return Clip(audio, spans, speaker, source)
+    return Clip(y[lo:hi], spans, speaker, source)
 
 
 class Pool:
@@ -259,13 +297,20 @@ class Pool:
             if clip is not None:
                 self._cached = (self.at, clip)
                 return clip
-            path = entry[0] if isinstance(entry, tuple) else entry      # (ogg, speaker)
-            self.skipped.append(rel(path) if isinstance(path, Path) else str(entry))
+            self.skipped.append(label(entry))
             self.at += 1
         return None
 
     def take(self):
         self.at += 1
+
+
+def label(entry) -> str:
+    """A pool entry's name: its file, (ogg, speaker)'s file, (oggs, gaps)'s files joined."""
+    first = entry[0] if isinstance(entry, tuple) else entry
+    if isinstance(first, tuple):
+        return " + ".join(map(rel, first))
+    return rel(first) if isinstance(first, Path) else str(entry)
 
 
 def rel(path) -> str:
@@ -318,6 +363,51 @@ def pocketsphinx_pool(who: str) -> Pool:
     return Pool(who, paths, lambda _: f"ps_{who}", file_loader)
 
 
+def klettres_pool(lang: str) -> Pool:
+    """One KLettres language (one voice, kl_<lang>): its items shuffled, then grouped into
+    entries (items, gaps) of KL_ITEMS items with KL_GAP_S of silence between them."""
+    assert lang not in KL_HELD_OUT
+    paths = sorted((KLETTRES / lang).glob("*/*.ogg"))       # alpha/ and syllab/
+    if not paths:
+        raise Missing(f"no KLettres voice {lang!r} under {KLETTRES}")
+    rng = rng_for(f"klettres:{lang}")
+    paths = [paths[i] for i in rng.permutation(len(paths))]
+    groups, at = [], 0
+    while len(paths) - at >= KL_ITEMS[0]:
+        n = int(rng.integers(KL_ITEMS[0], KL_ITEMS[1] + 1))
+        gaps = (rng.uniform(*KL_GAP_S, n - 1) * SR).astype(int)
+        groups.append((tuple(paths[at:at + n]), tuple(int(g) for g in gaps)))
+        at += n
+    return Pool(lang, groups, lambda _: f"kl_{lang}", klettres_loader)
+
+
+def klettres_loader(entry, speaker) -> Clip | None:
+    """The group's usable items joined by its gaps; spans closer than MIN_PAUSE_S merged."""
+    paths, gaps = entry
+    items = []
+    for path in paths:
+        y = read_audio(path)
+        if np.abs(y).max() <= KL_MAX_PEAK:
+            clip = trim(np.clip(y, -1.0, 1.0), speaker, rel(path), KL_MIN_SPEECH_S)
+            items += [clip] if clip is not None else []
+    if not items:
+        return None
+    audio, spans, at = [], [], 0
+    for item, gap in zip(items, (0,) + gaps):
+        audio += [np.zeros(gap), item.audio]
+        spans += [[at + gap + a, at + gap + b] for a, b in item.spans]
+        at += gap + len(item.audio)
+    merged = [spans[0]]
+    for a, b in spans[1:]:
+        if a - merged[-1][1] < MIN_PAUSE_S * SR:
+            merged[-1][1] = b
+        else:
+            merged.append([a, b])
+    clip = Clip(np.concatenate(audio), [tuple(m) for m in merged], speaker,
+                " + ".join(item.source for item in items))
+    return clip if clip.speech >= MIN_SPEECH_S * SR else None
+
+
 def sample_turn_pools() -> dict[str, Pool]:
     """The sample's turns without their overlapped parts (those over 1 s), per speaker, as
     clips whose whole extent is speech (the reference's word for it, not our trimming)."""
@@ -339,9 +429,7 @@ def sample_turn_pools() -> dict[str, Pool]:
 
     def loader(entry, speaker):
         a, b = entry
-        audio = wav[a:b]
-        audio = audio * 10 ** (TARGET_DBFS / 20) / np.sqrt(np.mean(audio ** 2))
-        return Clip(audio, [(0, b - a)], speaker,
+        return Clip(wav[a:b], [(0, b - a)], speaker,
                     f"examples/data/sample.wav[{a / SR:.3f}:{b / SR:.3f}]")
     return {spk: Pool(spk, spans, lambda _, s=spk: f"pyannote_{s}", loader)
             for spk, spans in sorted(pieces.items())}
@@ -353,7 +441,7 @@ def sample_turn_pools() -> dict[str, Pool]:
 class Recording:
     name: str
     sources: list
-    condition: dict                             # noise, snr_db, gains
+    condition: dict                             # its keys: the module's docstring
     clips: list = field(default_factory=list)   # Clip, in order
     pauses: list = field(default_factory=list)  # samples of silence before each clip
 
@@ -429,50 +517,84 @@ def pink_noise(rng, n: int) -> np.ndarray:
 
 def render(rec: Recording, rng) -> tuple[np.ndarray, list]:
     """(samples, [(onset sample, length, speaker)]) of the assembled recording."""
-    gains, turn_gain, last = [], 0.0, None
+    cond, gains, g, last = rec.condition, [], 0.0, None
     for clip in rec.clips:
-        if clip.speaker != last and rec.condition.get("gains"):
-            turn_gain = rng.uniform(*GAIN_DB)
+        if clip.speaker != last and cond.get("gains"):
+            g = rng.uniform(*GAIN_DB)
+        elif clip.speaker != last and cond.get("jumps_db"):
+            j = float(cond["jumps_db"])
+            g = rng.choice([x for x in (-j, 0.0, j) if last is None or x != g])
         last = clip.speaker
-        gains.append(turn_gain)
-    total = rec.length()
-    y = np.zeros(total)
+        gains.append(g)
+    y = np.zeros(rec.length())
     spans, at = [], 0
     for clip, pause, g in zip(rec.clips, rec.pauses, gains):
         at += pause
         y[at:at + len(clip.audio)] = clip.audio * 10 ** (g / 20)
         spans += [(at + a, b - a, clip.speaker) for a, b in clip.spans]
         at += len(clip.audio)
-    return add_noise(y, spans, rec.condition, rng), spans
+    return channel(y, spans, cond, rng), spans
 
 
-def add_noise(y, spans, condition, rng, floor=True):
-    speech = np.zeros(len(y), bool)
-    for a, n, _ in spans:
-        speech[a:a + n] = True
-    out = y.copy()
-    if floor:
-        out += rng.standard_normal(len(y)) * 10 ** (FLOOR_DBFS / 20)
-    kind = condition.get("noise")
-    if kind:
-        noise = pink_noise(rng, len(y)) if kind == "pink" else rng.standard_normal(len(y))
-        p_speech = np.mean(y[speech] ** 2)
-        out += noise * np.sqrt(p_speech / 10 ** (condition["snr_db"] / 10))
+def channel(y, spans, condition, rng) -> np.ndarray:
+    """y under the condition's noise, scale, floor, telephone, DC offset and clipping, in this
+    order (the module's docstring), saturated at full scale."""
+    c, out = condition, y.copy()
+    if c.get("noise"):
+        speech = np.zeros(len(y), bool)
+        for a, n, _ in spans:
+            speech[a:a + n] = True
+        noise = pink_noise(rng, len(y)) if c["noise"] == "pink" else rng.standard_normal(len(y))
+        out += noise * np.sqrt(np.mean(y[speech] ** 2) / 10 ** (c["snr_db"] / 10))
+    floor = 10 ** (c["floor_dbfs"] / 20) if "floor_dbfs" in c else 0.0
+    room = PEAK - abs(c.get("dc", 0.0)) - 6 * floor   # the floor's peaks: within 6 sigma
     peak = np.abs(out).max()
-    if peak > 0.98:                                 # one scale for all: SNR and gains kept
-        out *= 0.98 / peak
-    return out
+    if peak > room:                                 # one scale for all: SNR and gains kept
+        out *= room / peak
+    if floor:
+        out += rng.standard_normal(len(out)) * floor
+    if c.get("telephone"):
+        out = telephone(out, c.get("mulaw", False))
+    out += c.get("dc", 0.0)
+    out *= 10 ** (c.get("clip_db", 0.0) / 20)
+    return np.clip(out, -1.0, 1.0)
+
+
+def telephone(y, mulaw: bool) -> np.ndarray:
+    """y down to 8 kHz, band-passed to 300-3400 Hz, 8-bit mu-law if asked, back to 16 kHz;
+    scaled down after the filters where their overshoot passes PEAK."""
+    from scipy.signal import butter, resample_poly, sosfilt
+    x = resample_poly(y, TEL_SR, SR)
+    x = sosfilt(butter(6, TEL_BAND, btype="bandpass", fs=TEL_SR, output="sos"), x)
+    x *= min(1.0, PEAK / np.abs(x).max())
+    if mulaw:
+        code = np.round(np.sign(x) * np.log1p(MU * np.abs(x)) / np.log1p(MU) * 127) / 127
+        x = np.sign(code) * np.expm1(np.abs(code) * np.log1p(MU)) / MU
+    y = resample_poly(x, SR, TEL_SR)[:len(y)]
+    return y * min(1.0, PEAK / np.abs(y).max())
 
 
 def describe(condition) -> str:
-    parts = []
-    if condition.get("original"):
+    c, parts = condition, []
+    if c.get("original"):
         parts.append("original recording")
-    if condition.get("noise"):
-        parts.append(f"{condition['noise']} noise {condition['snr_db']:g} dB SNR")
-    if condition.get("gains"):
+    if c.get("noise"):
+        parts.append(f"{c['noise']} noise {c['snr_db']:g} dB SNR")
+    if c.get("gains"):
         parts.append(f"gain {GAIN_DB[0]:+g}..{GAIN_DB[1]:+g} dB per turn")
-    return ", ".join(parts) or "clean"
+    if c.get("jumps_db"):
+        parts.append(f"level jumps of {c['jumps_db']:g} dB between turns")
+    if "floor_dbfs" in c:
+        parts.append(f"white floor {c['floor_dbfs']:g} dBFS")
+    if c.get("telephone"):
+        parts.append("8 kHz telephone band 300-3400 Hz" + (", mu-law" if c.get("mulaw") else ""))
+    if c.get("dc"):
+        parts.append(f"DC offset {c['dc']:+g}")
+    if c.get("clip_db"):
+        parts.append(f"{c['clip_db']:+g} dB, clipped at full scale")
+    if not (c.get("original") or c.get("noise") or "floor_dbfs" in c or c.get("dc")):
+        parts.append("digital silence between lines")
+    return ", ".join(parts)
 
 
 # ------------------------------------------------------------------ writing
@@ -525,44 +647,57 @@ def check_inputs():
 
 
 def plan():
-    """[(name, sources, condition, builder(rec, rng))], in build order (pools are shared:
-    no clip is used twice, so the order matters)."""
+    """[(name, sources, condition, builder(rec, rng) or the name of the recording whose turns
+    it repeats)], in build order (pools are shared: no clip is used twice, so the order
+    matters), and the pools by name."""
     nl = Pool("fillets-nl", fillets_dialogue(), lambda e: e[1],
               lambda e, spk: file_loader(e[0], spk))
     ast = {k: asterisk_pool(k) for k in ASTERISK_VOICES}
+    kl = {k: klettres_pool(k) for k in KL_LANGS}
     ps = {k: pocketsphinx_pool(k) for k in ("cards", "librivox")}
     sam = sample_turn_pools()
-    F, A, P, S = "fillets-nl", "asterisk", "pocketsphinx", "pyannote-sample"
+    F, A, P, S, K = "fillets-nl", "asterisk", "pocketsphinx", "pyannote-sample", "klettres"
 
     def dlg(max_s):
         return lambda rec, rng: dialogue(rec, nl, rng, max_s)
 
-    def rot(names, max_s):
-        return lambda rec, rng: rotation(rec, [ast[k] for k in names], rng, max_s)
+    def rot(pools, names, max_s, turn=(1, 3)):
+        return lambda rec, rng: rotation(rec, [pools[k] for k in names], rng, max_s, turn)
 
-    clean, gains = {}, {"gains": True}
+    clean, gains, tel = {}, {"gains": True}, {"telephone": True, "mulaw": True}
     return [
-        ("nl2_clean_10m", [F], clean, dlg(600)),
+        ("nl2_clean_20m", [F], clean, dlg(1200)),
         ("nl2_pink15_5m", [F], {"noise": "pink", "snr_db": 15}, dlg(300)),
         ("nl2_white10_gain_3m", [F], {"noise": "white", "snr_db": 10, **gains}, dlg(180)),
-        ("nl2_gain_2m", [F], gains, dlg(120)),
-        ("nl2_clean_40s", [F], clean, dlg(40)),
+        ("nl2_jumps20_2m", [F], {"jumps_db": 20}, dlg(120)),
+        ("nl2_dc_40s", [F], {"dc": 0.05}, dlg(40)),
         ("nl2_pink5_1m", [F], {"noise": "pink", "snr_db": 5}, dlg(60)),
-        ("ast3_clean_4m", [A], clean, rot(["allison_en", "june_fr", "carlo_it"], 240)),
+        ("nl2_clip12_2m", [F], {"clip_db": 12}, dlg(120)),
+        ("nl2_clean_3m", [F], clean, dlg(180)),
+        ("nl2_tel_3m", [F], tel, "nl2_clean_3m"),
+        ("ast3_clean_4m", [A], clean, rot(ast, ["allison_en", "june_fr", "carlo_it"], 240)),
+        ("ast3_tel_4m", [A], {"telephone": True}, "ast3_clean_4m"),
         ("ast4_pink20_gain_5m", [A], {"noise": "pink", "snr_db": 20, **gains},
-         rot(["ivr_ru", "armelle_fr", "july_es", "carlo_it"], 300)),
-        ("ast2_bilingual_2m", [A], clean,
+         rot(ast, ["ivr_ru", "armelle_fr", "july_es", "carlo_it"], 300)),
+        ("ast2_bilingual_dc_2m", [A], {"dc": -0.05},
          lambda rec, rng: bilingual(rec, ast, rng, 120)),
         ("ast2_white15_1m", [A], {"noise": "white", "snr_db": 15},
-         rot(["ivr_ru", "armelle_fr"], 60)),
-        ("ast4_clean_8m", [A], clean,
-         rot(["allison_en", "june_fr", "carlo_it", "ivr_ru"], 480)),
+         rot(ast, ["ivr_ru", "armelle_fr"], 60)),
+        ("ast4_floor60_6m", [A], {"floor_dbfs": -60},
+         rot(ast, ["allison_en", "june_fr", "carlo_it", "ivr_ru"], 360)),
         ("nl3_guest_pink10_3m", [F, A], {"noise": "pink", "snr_db": 10},
          lambda rec, rng: dialogue_with_guest(rec, nl, ast["carlo_it"], rng, 180)),
+        ("kl2_clean_3m", [K], clean, rot(kl, ["ml", "lt"], 180, (1, 2))),
+        ("kl8_clean_4m", [K], clean,
+         rot(kl, ["de", "en", "en_GB", "fr", "it", "nl", "ru", "uk"], 240, (1, 2))),
+        ("kl5ast2_floor50_dc_3m", [K, A], {"floor_dbfs": -50, "dc": 0.02},
+         lambda rec, rng: rotation(rec, [kl[k] for k in ("da", "es", "he", "nds", "pt_BR")]
+                                   + [ast["armelle_fr"], ast["july_es"]], rng, 180, (1, 2))),
         ("mix4_clean_1m", [P, S], clean,
          lambda rec, rng: rotation(rec, [ps["cards"], ps["librivox"]] + list(sam.values()),
                                    rng, 120, turn=(1, 2))),
     ], {"fillets-nl": nl, **{f"asterisk:{k}": v for k, v in ast.items()},
+        **{f"klettres:{k}": v for k, v in kl.items()},
         **{f"pocketsphinx:{k}": v for k, v in ps.items()},
         **{f"sample:{k}": v for k, v in sam.items()}}
 
@@ -584,8 +719,9 @@ def bilingual(rec, ast, rng, max_s):
 
 
 def sample_recordings(out: Path, settings):
-    """The bundled sample as is (the file copied) and with pink noise at 10 dB SNR; the
-    reference is the bundled RTTM's turns, overlap included.  [(name, samples, spans, cond)]"""
+    """The bundled sample as is (the file copied), with pink noise at 10 dB SNR, through the
+    telephone channel and with a DC offset; the reference is the bundled RTTM's turns, overlap
+    included.  [(name, samples, spans, cond)]"""
     from em.io.rttm import Turn, read_rttm
     src = ROOT / "examples" / "data" / "sample.wav"
     wav = read_audio(src)
@@ -593,9 +729,10 @@ def sample_recordings(out: Path, settings):
     spans = [(int(round(t.onset * SR)), int(round(t.duration * SR)), t.speaker) for t in ref]
     done = []
     for name, cond in (("sample", {"original": True}),
-                       ("sample_pink10", {"original": True, "noise": "pink", "snr_db": 10})):
-        y = src if not cond.get("noise") else add_noise(wav, spans, cond, rng_for(name),
-                                                        floor=False)
+                       ("sample_pink10", {"original": True, "noise": "pink", "snr_db": 10}),
+                       ("sample_tel", {"original": True, "telephone": True, "mulaw": True}),
+                       ("sample_dc", {"original": True, "dc": 0.05})):
+        y = src if name == "sample" else channel(wav, spans, cond, rng_for(name))
         write_recording(out, name, y, [Turn(name, 1, t.onset, t.duration, t.speaker)
                                        for t in ref], settings)
         done.append((name, len(wav), spans, cond))
@@ -620,6 +757,7 @@ def main(argv=None) -> int:
     except Missing as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    import soundfile as sf
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     settings = diarizer_settings()
@@ -629,9 +767,14 @@ def main(argv=None) -> int:
                                "min_pause_s": MIN_PAUSE_S,
                                "edge_merge_frames": EDGE_MERGE_FRAMES,
                                "min_edge_run_s": MIN_EDGE_RUN_S, "min_speech_s": MIN_SPEECH_S,
-                               "clip_level_dbfs": TARGET_DBFS, "floor_dbfs": FLOOR_DBFS,
-                               "pause_s": list(PAUSE_S), "edge_s": EDGE_S,
-                               "gain_db": list(GAIN_DB)},
+                               "clip_levels": "raw", "pause_s": list(PAUSE_S),
+                               "edge_s": EDGE_S, "gain_db": list(GAIN_DB), "peak": PEAK,
+                               "telephone": {"sample_rate": TEL_SR, "band_hz": list(TEL_BAND),
+                                             "mu": MU},
+                               "klettres": {"items": list(KL_ITEMS), "gap_s": list(KL_GAP_S),
+                                            "min_speech_s": KL_MIN_SPEECH_S,
+                                            "max_peak": KL_MAX_PEAK,
+                                            "held_out": list(KL_HELD_OUT)}},
                 "packages": {}, "sources": {}, "recordings": []}
     lic = out / "licences"
     lic.mkdir(exist_ok=True)
@@ -647,9 +790,11 @@ def main(argv=None) -> int:
     manifest["sources"] = SOURCES
     total = 0.0
 
-    def report(name, n_samples, spans, cond, sources, clips=None):
+    def report(name, n_samples, spans, cond, sources, clips=None, same_as=None):
         nonlocal total
         seconds = n_samples / SR
+        pcm = sf.read(out / f"{name}.wav", dtype="int16")[0]
+        zeros, full = int(np.sum(pcm == 0)), int(np.sum(np.abs(pcm.astype(int)) >= 32767))
         total += seconds
         spk = speaker_seconds(spans)
         turns = 1 + sum(1 for x, y in zip(spans, spans[1:]) if x[2] != y[2]) if spans else 0
@@ -658,23 +803,32 @@ def main(argv=None) -> int:
                  "speech_s": round(sum(n for _, n, _ in spans) / SR, 3),
                  "n_speakers": len(spk), "speakers": spk, "source": sources,
                  "condition": {**cond, "description": describe(cond)},
-                 "n_rttm_lines": len(spans), "n_turns": turns}
+                 "n_rttm_lines": len(spans), "n_turns": turns, "zero_samples": zeros,
+                 "full_scale_samples": full}
+        if same_as:
+            entry["same_turns_as"] = same_as
         if clips is not None:
             entry["n_utterances"] = len(clips)
             entry["clips"] = [c.source for c in clips]
         manifest["recordings"].append(entry)
-        print(f"{name:22s} {seconds:6.1f} s  {len(spk)} speakers  {'+'.join(sources):26s} "
-              f"{describe(cond)}  ({len(spans)} RTTM lines, {turns} turns)", flush=True)
+        print(f"{name:22s} {seconds:6.1f} s  {len(spk)} spk  {'+'.join(sources):18s} "
+              f"zeros {100 * zeros / len(pcm):4.1f}%  full scale {full:6d}  {describe(cond)}  "
+              f"({len(spans)} RTTM lines, {turns} turns)", flush=True)
 
+    built = {}
     for name, sources, cond, build in recipes:
         rng = rng_for(name)
-        rec = Recording(name, sources, cond)
-        build(rec, rng)
+        rec = built[name] = Recording(name, sources, cond)
+        if isinstance(build, str):                  # another recording's turns
+            rec.clips, rec.pauses = built[build].clips, built[build].pauses
+        else:
+            build(rec, rng)
         y, spans = render(rec, rng)
         from em.io.rttm import Turn
         write_recording(out, name, y, [Turn(name, 1, a / SR, n / SR, spk)
                                        for a, n, spk in spans], settings)
-        report(name, len(y), spans, cond, sources, rec.clips)
+        report(name, len(y), spans, cond, sources, rec.clips,
+               build if isinstance(build, str) else None)
     for name, n, spans, cond in sample_recordings(out, settings):
         report(name, n, spans, cond, ["pyannote-sample"])
     manifest["skipped_clips"] = {k: v.skipped for k, v in pools.items() if v.skipped}
