@@ -44,6 +44,7 @@ import contextlib
 import cProfile
 import hashlib
 import json
+import os
 import pstats
 import subprocess
 import sys
@@ -325,11 +326,15 @@ def devset_case(folder: Path, seeds: int, overrides: dict, only=None, prof=None,
 # the grid --protocol loso chooses from: name -> configuration keys over each recording's own
 # configuration ("default": as written); keys only, checked where the diarizer reads them
 CANDIDATES = {                     # every key explicit: the recordings' files say the 2011 recipe
-    "changes": {"resegmentation": "viterbi", "initialization": "changes"},   # the defaults
-    "uniform": {"resegmentation": "viterbi", "initialization": "uniform"},
-    "no_floor": {"resegmentation": "viterbi", "initialization": "changes",
+    "default": {"resegmentation": "viterbi", "initialization": "changes", "extra_clusters": 2},
+    "extra4": {"resegmentation": "viterbi", "initialization": "changes", "extra_clusters": 4},
+    "changes16": {"resegmentation": "viterbi", "initialization": "changes",
+                  "extra_clusters": 128},                   # 12-16 clusters, as uniform
+    "uniform16": {"resegmentation": "viterbi", "initialization": "uniform",
+                  "extra_clusters": 128},                   # the issue-12 start
+    "no_floor": {"resegmentation": "viterbi", "initialization": "changes", "extra_clusters": 2,
                  "variance_floor": 1e-6},
-    "vote": {"resegmentation": "vote", "initialization": "changes"},
+    "vote": {"resegmentation": "vote", "initialization": "changes", "extra_clusters": 2},
 }
 # DER targets (±0.25 s collar, overlap not scored): clean two-speaker recordings, other
 # two-speaker ones and the bundled sample's, every recording; worst seed minus median
@@ -368,6 +373,16 @@ def _files_hash(folder: Path, rec) -> str:
     for key in ("cfg", "wav", "rttm"):
         h.update((folder / rec[key]).read_bytes())
     return h.hexdigest()[:16]
+
+
+def _save_cache(path: Path, cache: dict) -> None:
+    """Writes the cache (atomically), merged with the file's entries: another run may share
+    the file."""
+    if path.is_file():
+        cache.update({k: v for k, v in json.loads(path.read_text()).items() if k not in cache})
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(cache))
+    tmp.replace(path)
 
 
 def _loso_run(job):
@@ -416,9 +431,7 @@ def loso_case(folder: Path, seeds: int, overrides: dict, candidates: dict, only=
             results = pool.map(_loso_run, args) if pool else map(_loso_run, args)
             for i, (t, r) in enumerate(zip(todo, results)):
                 cache[key(*t)] = r
-                tmp = cache_path.with_suffix(".tmp")
-                tmp.write_text(json.dumps(cache))
-                tmp.replace(cache_path)
+                _save_cache(cache_path, cache)
                 done += t[1]["duration_s"]
                 spent = time.perf_counter() - t0
                 print(f"[{i + 1}/{len(todo)}] {t[0]} {t[1]['name']} seed {t[2]} "

@@ -19,8 +19,9 @@ pytest.importorskip("pyannote.metrics")
 
 from em.diarization.config import read_config                        # noqa: E402
 from em.diarization.settings import Settings                          # noqa: E402
-from em.diarization.features import mfcc, speech_frames               # noqa: E402
-from em.diarization.pipeline import DiarizerError, run                # noqa: E402
+from em.diarization.features import (MIN_PAUSE, mfcc, silent_frames,  # noqa: E402
+                                     speech_frames)
+from em.diarization.pipeline import DiarizerError, load_features, run  # noqa: E402
 from em.io import read_rttm                                           # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "examples" / "data"
@@ -120,13 +121,26 @@ def test_one_speaker_alone_is_one_speaker(tmp_path, sample):
     assert any("speakers: 1" in line for line in lines)
 
 
-def test_digital_silence_is_never_speech(sample):
+def test_digital_silence_is_never_clustered_and_long_silence_never_speech(tmp_path, sample):
+    """Frames of digital silence (with a DC offset too) never reach the clustering; a silent
+    stretch longer than the shortest pause is never speech, whatever the detector; a
+    shorter one inside speech is speech (as references count it)."""
     y, _, speech = sample
-    gaps = np.where(speech, y, 0.0).astype(np.float32) + np.float32(0.05)   # and DC
-    frames = (np.arange(1 + (len(y) - 480) // 160) * 160)
-    silent = np.array([not speech[a:a + 480].any() for a in frames])
+    gaps = np.where(speech, y, 0.0).astype(np.float32) + np.float32(0.05)
+    starts = np.arange(1 + (len(y) - 480) // 160) * 160
+    silent = np.array([not speech[a:a + 480].any() for a in starts])
+    assert (silent_frames(gaps) >= silent).all()
+    edges = np.flatnonzero(np.diff(np.r_[0, silent.astype(np.int8), 0]))
+    long = np.zeros_like(silent)
+    for a, b in zip(edges[::2], edges[1::2]):
+        long[a:b] = b - a > MIN_PAUSE * 100
     for detector in ("webrtcvad", "energy"):
-        assert not speech_frames(gaps, detector=detector)[silent].any()
+        assert not speech_frames(gaps, detector=detector)[long].any()
+    sf.write(tmp_path / "gaps.wav", gaps, SR, subtype="PCM_16")
+    (tmp_path / "c.cfg").write_text("[Diarizer]\nbasename = b\naudio_file = gaps.wav\n"
+                                    "output_cluster = o.rttm\ngmm_output = o.gmm\n")
+    _, voiced, clustered, _, _ = load_features(read_config(tmp_path / "c.cfg"))
+    assert not clustered[silent].any() and (voiced & silent).any()   # labelled, not clustered
 
 
 @pytest.mark.parametrize("gain_db", [-10, -20, -30])

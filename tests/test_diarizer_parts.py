@@ -86,6 +86,14 @@ def test_auto_sizes_grow_with_speech_and_respect_given_values():
     assert auto_size(3000, Settings(initial_clusters=7, M=3)) == (7, 3)
 
 
+def test_a_given_count_caps_the_automatic_clusters():
+    n = 60000                                                    # 16 clusters by the rule
+    assert auto_size(n, Settings(speakers=2))[0] == 2 + Settings().extra_clusters
+    assert auto_size(n, Settings(max_speakers=3, extra_clusters=5))[0] == 8
+    assert auto_size(n, Settings(speakers=20))[0] == 16          # never above the rule's
+    assert auto_size(n, Settings(speakers=2, initial_clusters=10))[0] == 10   # as given
+
+
 def test_gaussians_follow_the_frames_of_a_cluster():
     sizes = [gaussians_for(n) for n in (1, 50, 149, 151, 1000, 10 ** 6)]
     assert sizes == [1, 1, 1, 2, 10, MAX_GAUSSIANS]

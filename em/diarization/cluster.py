@@ -46,9 +46,14 @@ def auto_size(n_frames: int, s: Settings, frame_s: float = 0.01) -> tuple[int, i
     amount of speech (Imseng & Friedland's rule), with a floor of ``MIN_CLUSTERS``: short
     dialogue has short turns, and fewer clusters start mixed (development set: 2 -> 12
     clusters took the known-count DER from 19.6% to 10.7%); short recordings get fewer
-    Gaussians per cluster instead."""
+    Gaussians per cluster instead.  With a given count (or a most), at most ``extra_clusters``
+    more than it: the change-detection start is pure enough, and every merge of large GMMs is
+    a chance to join two speakers (development set, issue 22)."""
     K = s.initial_clusters if s.initial_clusters != "auto" else \
         int(np.clip(round(n_frames * frame_s / SECONDS_PER_CLUSTER), MIN_CLUSTERS, 16))
+    most = s.speakers if s.speakers != "auto" else s.max_speakers
+    if s.initial_clusters == "auto" and most != "auto":
+        K = min(K, most + s.extra_clusters)
     M = s.M if s.M != "auto" else gaussians_for(n_frames // K)
     return K, M
 
@@ -175,9 +180,8 @@ def _diarize(X, s, progress):
     labels = _initial_labels(X, K, s)
     gmms = [_train(Xk, gaussians_for(len(Xk)) if s.M == "auto" else M, s, rng)
             for Xk in (X[labels == k] for k in range(labels.max() + 1))]
-    for _ in range(s.num_seg_iters_init):
-        labels, gmms = _compact(resegment(X, gmms, s), gmms)
-        gmms = _retrain(X, labels, gmms, s, rng)
+    low, _ = s.speaker_range(len(gmms))
+    labels, gmms = _refine(X, labels, gmms, s, rng, s.num_seg_iters_init, low)
     steps = []
     low, high = s.speaker_range(len(gmms))
     while len(gmms) > low:
@@ -204,7 +208,16 @@ def _diarize(X, s, progress):
         del gmms[b]
         labels = np.where(labels == b, a, labels)
         labels = np.where(labels > b, labels - 1, labels)
-        for _ in range(s.num_seg_iters):
-            labels, gmms = _compact(resegment(X, gmms, s), gmms)
-            gmms = _retrain(X, labels, gmms, s, rng)
+        labels, gmms = _refine(X, labels, gmms, s, rng, s.num_seg_iters, low)
     return Result(labels, gmms, steps)
+
+
+def _refine(X, labels, gmms, s: Settings, rng, rounds: int, keep: int):
+    """``rounds`` of re-segmentation and retraining; a round that would leave fewer than
+    ``keep`` clusters is not taken (a given speaker count stays given)."""
+    for _ in range(rounds):
+        new, kept = _compact(resegment(X, gmms, s), gmms)
+        if len(kept) < keep:
+            break
+        labels, gmms = new, _retrain(X, new, kept, s, rng)
+    return labels, gmms

@@ -13,8 +13,9 @@ on the recording levelled so that its loud frames sit at ``VAD_LEVEL_DBFS`` (it 
 recorded 40 dB low), then smoothed: speech runs shorter than ``MIN_SPEECH`` and pauses shorter
 than ``MIN_PAUSE`` are absorbed by their neighbours.  Without webrtcvad, an energy detector:
 RMS within 35 dB of the loudest frames and 6 dB above the 10th-percentile noise floor.
-Frames of (near-)digital silence (a constant value, ``SILENCE_LSB``) are never speech,
-whatever the detector says.
+Frames of (near-)digital silence (a constant value, ``SILENCE_LSB``) never make speech,
+whatever the detector says; a short silent gap inside speech (under ``MIN_PAUSE``) is speech,
+as references count it, and the pipeline labels it like its neighbours without clustering it.
 """
 from __future__ import annotations
 
@@ -101,12 +102,13 @@ def speech_frames(samples: np.ndarray, sample_rate: int = 16000, detector: str =
     # frame i of the MFCCs covers [i*hop, i*hop + win): centre it on the 10 ms decisions
     centre = np.minimum(np.arange(n) + (win // hop) // 2, len(raw) - 1)
     frame_s = hop / sample_rate
-    speech = smooth(raw[centre], MIN_SPEECH / frame_s, MIN_PAUSE / frame_s)
-    return speech & ~silent_frames(samples, hop, win)[:n]
+    return smooth(raw[centre] & ~silent_frames(samples, sample_rate), MIN_SPEECH / frame_s,
+                  MIN_PAUSE / frame_s)
 
 
-def silent_frames(samples: np.ndarray, hop: int, win: int) -> np.ndarray:
-    """Frames (``win`` samples every ``hop``) of (near-)digital silence: a constant value."""
+def silent_frames(samples: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
+    """MFCC frames of (near-)digital silence: a constant value."""
+    hop, win = _hop_win(sample_rate)
     windows = np.lib.stride_tricks.sliding_window_view(samples, win)[::hop]
     return np.ptp(windows, axis=1) <= SILENCE_LSB / 32768
 

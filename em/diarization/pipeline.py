@@ -68,14 +68,17 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def load_features(cfg: Config):
-    """(features (N, D) float32, speech mask (N,) bool, frame period s, seconds of audio)."""
+    """(features (N, D) float32, speech mask (N,) bool, frames to cluster (N,) bool, frame
+    period s, seconds of audio).  The speech frames of digital silence (short gaps inside
+    speech) are not clustered: their features are the dither's."""
     source, s = cfg.mfcc_feats or cfg.audio_file, cfg.settings
     if cfg.mfcc_feats is not None:
         X, header = read_htk(cfg.mfcc_feats)
         period = header.frame_period_s
         speech = read_spnsp(cfg.spnsp_file) if cfg.spnsp_file else np.ones(len(X), bool)
     else:
-        from em.diarization.features import AudioError, mfcc, read_wav, speech_frames
+        from em.diarization.features import (AudioError, mfcc, read_wav, silent_frames,
+                                             speech_frames)
         samples = read_wav(cfg.audio_file)
         try:
             X, period = mfcc(samples), FRAME_S
@@ -87,7 +90,8 @@ def load_features(cfg: Config):
         raise DiarizerError(f"{cfg.spnsp_file}: {len(speech)} speech labels for {len(X)} "
                             f"feature frames in {source}")
     X = check_data(X, name=str(source))
-    where, n = cfg.spnsp_file or source, int(speech.sum())
+    clustered = speech & ~silent_frames(samples) if cfg.mfcc_feats is None else speech
+    where, n = cfg.spnsp_file or source, int(clustered.sum())
     if n == 0:
         raise DiarizerError(f"{where}: no speech frames to cluster")
     if s.resegmentation == "vote" and n < s.seg_length:
@@ -101,7 +105,7 @@ def load_features(cfg: Config):
         raise DiarizerError(f"{where}: only {n} speech frames, fewer than the "
                             f"initial_clusters x M_mfcc = {s.initial_clusters} x {s.M} "
                             "Gaussians to train")
-    return X, speech, period, len(X) * period
+    return X, speech, clustered, period, len(X) * period
 
 
 def read_reference(cfg: Config) -> list:
@@ -180,6 +184,16 @@ def _annotation(turns):
     return a
 
 
+def _spread(labels, clustered, speech):
+    """Labels of every ``speech`` frame: the ``clustered`` frames' own, the others their
+    nearest clustered frame's."""
+    at, want = np.flatnonzero(clustered), np.flatnonzero(speech)
+    after = np.minimum(np.searchsorted(at, want), len(at) - 1)
+    before = np.maximum(after - 1, 0)
+    nearest = np.where(np.abs(at[before] - want) < np.abs(at[after] - want), before, after)
+    return labels[nearest]
+
+
 def _count_text(s, clusters: int) -> str:
     """given, estimated, or estimated within LOW..HIGH (the speaker count bounds)."""
     if s.count != "bounded":
@@ -194,8 +208,8 @@ def run(cfg: Config, out=print, plot=None, seed: int = 0) -> dict:
     t0 = time.perf_counter()
     check_paths(cfg, plot)
     reference = read_reference(cfg) if cfg.reference_rttm else None
-    X, speech, period, seconds = load_features(cfg)
-    Xs = np.ascontiguousarray(X[speech])
+    X, speech, clustered, period, seconds = load_features(cfg)
+    Xs = np.ascontiguousarray(X[clustered])
     settings = dataclasses.replace(cfg.settings, seed=seed)
     K, M = auto_size(len(Xs), settings, period)
     if settings.initial_clusters == "auto":
@@ -210,8 +224,8 @@ def run(cfg: Config, out=print, plot=None, seed: int = 0) -> dict:
         out(f"  {step.clusters:3d} clusters, best delta-BIC {step.best_gain:12.2f} "
             f"({step.per_frame:+.3f} per frame)  {verdict}")
 
-    out(f"{cfg.basename}: {seconds:.1f} s, {len(X)} frames ({int(speech.sum())} speech), "
-        f"D={X.shape[1]}, {K} initial clusters of {M} Gaussians"
+    out(f"{cfg.basename}: {seconds:.1f} s, {len(X)} frames ({int(speech.sum())} speech, "
+        f"{len(Xs)} clustered), D={X.shape[1]}, {K} initial clusters of {M} Gaussians"
         + (" (sized to the speech)" if "auto" in (settings.initial_clusters, settings.M) else ""))
     with warnings.catch_warnings(record=True) as caught:      # one summary line, not a stream
         warnings.simplefilter("always", EMWarning)
@@ -227,7 +241,7 @@ def run(cfg: Config, out=print, plot=None, seed: int = 0) -> dict:
     if reseeded:
         out(f"note: {reseeded} trainings re-seeded a component that lost its mass")
     labels = np.full(len(X), -1)
-    labels[speech] = result.labels
+    labels[speech] = _spread(result.labels, clustered, speech)
     turns = segments_from_labels(labels, period, cfg.basename)
     names = [f"spk{k}" for k in range(len(result.gmms))]
     outputs = {cfg.output_cluster: rttm_text(turns).encode(),

@@ -27,6 +27,9 @@ class Settings:
                                "equal contiguous parts)", choices=("changes", "uniform"))
     initial_clusters: int | str = _key("auto", "number of clusters to start from (auto: from "
                                        "the amount of speech)", range=(1, 128))
+    extra_clusters: int = _key(2, "with initial_clusters = auto and a given (or most) speaker "
+                               "count: start from at most this many clusters more",
+                               range=(0, 128))
     M: int | str = _key("auto", "Gaussian components per initial cluster (auto: from the "
                         "amount of speech)", range=(1, 256), key="M_mfcc")
     speakers: int | str = _key("auto", "number of speakers when known: merge down to it "
