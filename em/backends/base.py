@@ -76,6 +76,19 @@ def _centre_blurs(center, means, var, dtype: str) -> bool:
     return bool(np.any((blur > CENTRE_BLUR * sd) & (blur > 2 * u * (np.abs(means) + sd))))
 
 
+def _mean_blurs_bulk(X: np.ndarray, center: np.ndarray) -> bool:
+    """Whether far values dragged the mean so far that x - mean in X's dtype blurs the bulk
+    of the data (its median and interquartile spread, on at most ~4096 rows): then no pass
+    about the mean has the bulk's digits, so none can tell which components it blurs (the
+    choice :meth:`Backend.fit_centre` makes from a pass would hang on rounding noise)."""
+    if not len(X) or not center.any():
+        return False
+    rows = np.asarray(X[::max(1, len(X) // 4096)], dtype=np.float64)
+    q1, median, q3 = np.percentile(rows, [25, 50, 75], axis=0)
+    return _centre_blurs(center, median[None], ((q3 - q1) / 1.349)[None] ** 2,
+                         X.dtype.name)
+
+
 class Backend(ABC):
     """Interface every backend implements; see the module docstring."""
 
@@ -88,6 +101,8 @@ class Backend(ABC):
         if center is None:
             center = np.average(X, axis=0, weights=weight).astype(np.float64) \
                 if weight is not None else _column_mean(X)
+            if self.centred and _mean_blurs_bulk(X, center):
+                center = np.zeros_like(center)
         return Prepared(X, weight, center)
 
     # A component whose mean lies further than this from the point its moments are taken
