@@ -335,6 +335,12 @@ CANDIDATES = {                     # every key explicit: the recordings' files s
     "no_floor": {"resegmentation": "viterbi", "initialization": "changes", "extra_clusters": 2,
                  "variance_floor": 1e-6},
     "vote": {"resegmentation": "vote", "initialization": "changes", "extra_clusters": 2},
+    "md50": {"resegmentation": "viterbi", "initialization": "changes", "extra_clusters": 2,
+             "min_duration": 50},
+    "floor60": {"resegmentation": "viterbi", "initialization": "changes", "extra_clusters": 2,
+                "spectral_floor_db": 60},
+    "floor_off": {"resegmentation": "viterbi", "initialization": "changes", "extra_clusters": 2,
+                  "spectral_floor_db": 0},
 }
 # DER targets (±0.25 s collar, overlap not scored): clean two-speaker recordings, other
 # two-speaker ones and the bundled sample's, every recording; worst seed minus median

@@ -3,10 +3,11 @@
 19 MFCCs (c1..c19 of 20; c0, the energy, is left out) from 30 ms windows every 10 ms over 40
 mel bands: the ICSI diarizer's front end.  Before analysis the DC is removed (a
 ``HIGHPASS_HZ`` high-pass) and one LSB of 16-bit white noise is added (``DITHER``, seeded:
-Kaldi's default), and the mel powers are logged without a floor relative to the recording's
-loudest frame: so digital silence, DC offsets, clipping and level jumps between speakers give
-no degenerate or level-dependent features (librosa's default floor, 80 dB under the loudest
-frame, flattens the weak bands of a speaker 20 dB quieter than the other).
+Kaldi's default), and each frame's mel powers are floored relative to that frame's strongest
+band (the ``spectral_floor_db`` setting), not to the recording's loudest frame: so digital
+silence, DC offsets, clipping and level jumps between speakers give no degenerate or
+level-dependent features (librosa's default floor, 80 dB under the loudest frame, flattens
+the weak bands of a speaker 20 dB quieter than the other).
 
 Speech frames: WebRTC's voice activity detector (``webrtcvad``, one decision per 10 ms frame)
 on the recording levelled so that its loud frames sit at ``VAD_LEVEL_DBFS`` (it misses speech
@@ -21,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from em.diarization.settings import Settings
+
 FRAME_PERIOD = 100000          # HTK units (100 ns): 10 ms
 N_MFCC = 19
 WINDOW_S = 0.030
@@ -29,7 +32,6 @@ MIN_SPEECH = 0.50              # s: shorter speech runs become pause
 MIN_PAUSE = 0.30               # s: shorter pauses become speech
 HIGHPASS_HZ = 20.0             # DC and rumble removal
 DITHER = 1.0 / 32768           # std of the seeded white noise added before analysis: 1 LSB
-FRAME_RANGE_DB = 40.0          # each frame's mel powers floored this far under its strongest
 SILENCE_LSB = 2                # a frame whose samples span at most this many 16-bit steps
                                # is (near-)digital silence, whatever its DC offset
 VAD_LEVEL_DBFS = -20.0         # the detector hears the recording scaled so its loud frames
@@ -59,8 +61,10 @@ def read_wav(path, sample_rate: int = 16000) -> np.ndarray:
     return data[:, 0]
 
 
-def mfcc(samples: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
-    """(frames, 19) float32 MFCCs, one frame every 10 ms."""
+def mfcc(samples: np.ndarray, sample_rate: int = 16000,
+         floor_db: float = Settings.spectral_floor_db) -> np.ndarray:
+    """(frames, 19) float32 MFCCs, one frame every 10 ms; each frame's mel powers floored
+    ``floor_db`` under its strongest band (0: no floor but the dither's)."""
     import librosa
     hop, win = _hop_win(sample_rate)
     if len(samples) < win:
@@ -70,7 +74,8 @@ def mfcc(samples: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
     x += DITHER * np.random.default_rng(0).standard_normal(len(x))
     power = librosa.feature.melspectrogram(y=x, sr=sample_rate, n_fft=win, hop_length=hop,
                                            win_length=win, n_mels=40, center=False)
-    power = np.maximum(power, power.max(axis=0) * 10 ** (-FRAME_RANGE_DB / 10))
+    if floor_db > 0:
+        power = np.maximum(power, power.max(axis=0) * 10 ** (-floor_db / 10))
     feats = librosa.feature.mfcc(S=10 * np.log10(power), n_mfcc=N_MFCC + 1)
     return np.ascontiguousarray(feats[1:].T, dtype=np.float32)
 

@@ -81,7 +81,7 @@ def load_features(cfg: Config):
                                              speech_frames)
         samples = read_wav(cfg.audio_file)
         try:
-            X, period = mfcc(samples), FRAME_S
+            X, period = mfcc(samples, floor_db=s.spectral_floor_db), FRAME_S
         except AudioError as exc:
             raise AudioError(f"{cfg.audio_file}: {exc}") from None
         speech = read_spnsp(cfg.spnsp_file) if cfg.spnsp_file else \
