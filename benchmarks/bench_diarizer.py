@@ -325,22 +325,18 @@ def devset_case(folder: Path, seeds: int, overrides: dict, only=None, prof=None,
 
 # the grid --protocol loso chooses from: name -> configuration keys over each recording's own
 # configuration ("default": as written); keys only, checked where the diarizer reads them
+_BASE = {"resegmentation": "viterbi", "initialization": "changes", "extra_clusters": 2,
+         "spectral_floor_db": 0}                            # the defaults, spelled out
 CANDIDATES = {                     # every key explicit: the recordings' files say the 2011 recipe
-    "default": {"resegmentation": "viterbi", "initialization": "changes", "extra_clusters": 2},
-    "extra4": {"resegmentation": "viterbi", "initialization": "changes", "extra_clusters": 4},
-    "changes16": {"resegmentation": "viterbi", "initialization": "changes",
-                  "extra_clusters": 128},                   # 12-16 clusters, as uniform
-    "uniform16": {"resegmentation": "viterbi", "initialization": "uniform",
-                  "extra_clusters": 128},                   # the issue-12 start
-    "no_floor": {"resegmentation": "viterbi", "initialization": "changes", "extra_clusters": 2,
-                 "variance_floor": 1e-6},
-    "vote": {"resegmentation": "vote", "initialization": "changes", "extra_clusters": 2},
-    "md50": {"resegmentation": "viterbi", "initialization": "changes", "extra_clusters": 2,
-             "min_duration": 50},
-    "floor60": {"resegmentation": "viterbi", "initialization": "changes", "extra_clusters": 2,
-                "spectral_floor_db": 60},
-    "floor_off": {"resegmentation": "viterbi", "initialization": "changes", "extra_clusters": 2,
-                  "spectral_floor_db": 0},
+    "default": _BASE,
+    "floor40": {**_BASE, "spectral_floor_db": 40},
+    "floor60": {**_BASE, "spectral_floor_db": 60},
+    "extra4": {**_BASE, "extra_clusters": 4},
+    "changes16": {**_BASE, "extra_clusters": 128},          # 12-16 clusters, as uniform
+    "uniform16": {**_BASE, "initialization": "uniform", "extra_clusters": 128},  # issue 12
+    "no_var_floor": {**_BASE, "variance_floor": 1e-6},
+    "vote": {**_BASE, "resegmentation": "vote"},
+    "md50": {**_BASE, "min_duration": 50},
 }
 # DER targets (±0.25 s collar, overlap not scored): clean two-speaker recordings, other
 # two-speaker ones and the bundled sample's, every recording; worst seed minus median

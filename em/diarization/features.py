@@ -3,11 +3,12 @@
 19 MFCCs (c1..c19 of 20; c0, the energy, is left out) from 30 ms windows every 10 ms over 40
 mel bands: the ICSI diarizer's front end.  Before analysis the DC is removed (a
 ``HIGHPASS_HZ`` high-pass) and one LSB of 16-bit white noise is added (``DITHER``, seeded:
-Kaldi's default), and each frame's mel powers are floored relative to that frame's strongest
-band (the ``spectral_floor_db`` setting), not to the recording's loudest frame: so digital
-silence, DC offsets, clipping and level jumps between speakers give no degenerate or
-level-dependent features (librosa's default floor, 80 dB under the loudest frame, flattens
-the weak bands of a speaker 20 dB quieter than the other).
+Kaldi's default): digital silence, DC offsets and clipping then give no degenerate
+features.  The mel powers are logged without librosa's floor (80 dB under the recording's
+loudest frame, which flattens the weak bands of a speaker 20 dB quieter than the other);
+``floor_db`` > 0 floors each frame's powers that far under its own strongest band instead, so
+a speaker's level moves no feature (the ``spectral_floor_db`` setting: 0 on the development
+set's choice, 40 for recordings with level jumps).
 
 Speech frames: WebRTC's voice activity detector (``webrtcvad``, one decision per 10 ms frame)
 on the recording levelled so that its loud frames sit at ``VAD_LEVEL_DBFS`` (it misses speech
