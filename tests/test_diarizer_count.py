@@ -14,6 +14,7 @@ from em.diarization import Settings, diarize
 from em.diarization.config import KEYS, RANGE, REQUIRED, ConfigError, read_config
 from em.diarization.pipeline import DiarizerError, run
 from test_diarization import speakers
+from test_diarizer_parts import _cfg
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "examples" / "data"
@@ -43,14 +44,6 @@ def test_diarize_rejects_contradicting_counts():
 
 
 # -- the configuration keys --------------------------------------------------------------------
-def _cfg(tmp_path, extra):
-    (tmp_path / "f.htk").write_bytes(b"")
-    path = tmp_path / "c.cfg"
-    path.write_text("[Diarizer]\nbasename = b\nmfcc_feats = f.htk\noutput_cluster = o.rttm\n"
-                    "gmm_output = o.gmm\n" + extra)
-    return path
-
-
 @pytest.mark.parametrize("extra, want", [
     ("", ("auto", "auto", "auto", "estimated")),
     ("min_speakers = 2\n", ("auto", 2, "auto", "bounded")),
