@@ -148,11 +148,11 @@ def _candidates(gmms, ntop):
 def diarize(X: np.ndarray, s: Settings, progress: Callable[[Step], None] | None = None) -> Result:
     """Cluster the frames of X (N x D) into speakers; see the module docstring."""
     s.check_counts()
-    # The BLAS calls here are tiny, and BLAS worker threads spin after each one, taking cores
-    # from the OpenMP kernels that follow: one BLAS thread (measured 10-25% faster overall).
     # Standardised frames: the models' variances are then floored relative to the recording's
     # (reg_covar = variance_floor), and the GMMs returned are in the frames' own units.
     centre, scale = X.mean(axis=0), np.maximum(X.std(axis=0), 1e-12)
+    # The BLAS calls here are tiny, and BLAS worker threads spin after each one, taking cores
+    # from the OpenMP kernels that follow: one BLAS thread (measured 10-25% faster overall).
     with threadpool_limits(1, user_api="blas"):
         result = _diarize(((X - centre) / scale).astype(X.dtype, copy=False), s, progress)
     result.gmms = [_unscaled(g, centre, scale) for g in result.gmms]
