@@ -62,23 +62,31 @@ def read_wav(path, sample_rate: int = 16000) -> np.ndarray:
     return data[:, 0]
 
 
+def front_end(samples: np.ndarray, sample_rate: int = 16000,
+              floor_db: float = Settings.spectral_floor_db, detector: str | None = "auto"):
+    """(:func:`mfcc`, :func:`speech_frames` (None when ``detector`` is None),
+    :func:`silent_frames`) of one recording, its high-pass run once (two seconds for 20
+    minutes of audio)."""
+    _check_length(samples, sample_rate)
+    x, silent = clean(samples, sample_rate), silent_frames(samples, sample_rate)
+    speech = None if detector is None else _speech(x, silent, sample_rate, detector)
+    return _mfcc(x, sample_rate, floor_db), speech, silent
+
+
 def mfcc(samples: np.ndarray, sample_rate: int = 16000,
          floor_db: float = Settings.spectral_floor_db) -> np.ndarray:
     """(frames, 19) float32 MFCCs, one frame every 10 ms; each frame's mel powers floored
     ``floor_db`` under its strongest band (0: no floor but the dither's)."""
-    import librosa
-    hop, win = _hop_win(sample_rate)
-    if len(samples) < win:
-        raise AudioError(f"audio of {len(samples) / sample_rate:.3f} s is shorter than one "
-                         f"{1000 * win // sample_rate} ms analysis window")
-    x = clean(samples, sample_rate)
-    x += DITHER * np.random.default_rng(0).standard_normal(len(x))
-    power = librosa.feature.melspectrogram(y=x, sr=sample_rate, n_fft=win, hop_length=hop,
-                                           win_length=win, n_mels=40, center=False)
-    if floor_db > 0:
-        power = np.maximum(power, power.max(axis=0) * 10 ** (-floor_db / 10))
-    feats = librosa.feature.mfcc(S=10 * np.log10(power), n_mfcc=N_MFCC + 1)
-    return np.ascontiguousarray(feats[1:].T, dtype=np.float32)
+    _check_length(samples, sample_rate)
+    return _mfcc(clean(samples, sample_rate), sample_rate, floor_db)
+
+
+def speech_frames(samples: np.ndarray, sample_rate: int = 16000, detector: str = "auto"
+                  ) -> np.ndarray:
+    """Boolean speech mask, one entry per MFCC frame.  ``detector``: 'webrtcvad', 'energy' or
+    'auto' (webrtcvad when it is installed)."""
+    return _speech(clean(samples, sample_rate), silent_frames(samples, sample_rate),
+                   sample_rate, detector)
 
 
 def clean(samples: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
@@ -89,27 +97,42 @@ def clean(samples: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
     return sosfilt(sos, x - x[0])                   # from the first sample: no start-up step
 
 
-def speech_frames(samples: np.ndarray, sample_rate: int = 16000, detector: str = "auto"
-                  ) -> np.ndarray:
-    """Boolean speech mask, one entry per MFCC frame.  ``detector``: 'webrtcvad', 'energy' or
-    'auto' (webrtcvad when it is installed)."""
+def _check_length(samples, sample_rate):
+    win = _hop_win(sample_rate)[1]
+    if len(samples) < win:
+        raise AudioError(f"audio of {len(samples) / sample_rate:.3f} s is shorter than one "
+                         f"{1000 * win // sample_rate} ms analysis window")
+
+
+def _mfcc(x, sample_rate, floor_db):
+    """:func:`mfcc` of the high-passed samples ``x`` (not changed)."""
+    import librosa
     hop, win = _hop_win(sample_rate)
-    n = 1 + (len(samples) - win) // hop
+    x = x + DITHER * np.random.default_rng(0).standard_normal(len(x))
+    power = librosa.feature.melspectrogram(y=x, sr=sample_rate, n_fft=win, hop_length=hop,
+                                           win_length=win, n_mels=40, center=False)
+    if floor_db > 0:
+        power = np.maximum(power, power.max(axis=0) * 10 ** (-floor_db / 10))
+    feats = librosa.feature.mfcc(S=10 * np.log10(power), n_mfcc=N_MFCC + 1)
+    return np.ascontiguousarray(feats[1:].T, dtype=np.float32)
+
+
+def _speech(x, silent, sample_rate, detector):
+    """:func:`speech_frames` of the high-passed samples ``x``, ``silent`` never speech."""
+    hop, win = _hop_win(sample_rate)
+    n = 1 + (len(x) - win) // hop
     if detector == "auto":
         try:
             import webrtcvad  # noqa: F401
             detector = "webrtcvad"
         except ImportError:
             detector = "energy"
-    x = clean(samples, sample_rate)
-    db = frame_db(x, hop)
-    raw = _webrtc(x * _vad_gain(db), sample_rate, hop) if detector == "webrtcvad" \
-        else _energy(x, sample_rate, hop, win)
+    raw = _webrtc(x * _vad_gain(frame_db(x, hop)), sample_rate, hop) \
+        if detector == "webrtcvad" else _energy(x, sample_rate, hop, win)
     # frame i of the MFCCs covers [i*hop, i*hop + win): centre it on the 10 ms decisions
     centre = np.minimum(np.arange(n) + (win // hop) // 2, len(raw) - 1)
     frame_s = hop / sample_rate
-    return smooth(raw[centre] & ~silent_frames(samples, sample_rate), MIN_SPEECH / frame_s,
-                  MIN_PAUSE / frame_s)
+    return smooth(raw[centre] & ~silent, MIN_SPEECH / frame_s, MIN_PAUSE / frame_s)
 
 
 def silent_frames(samples: np.ndarray, sample_rate: int = 16000) -> np.ndarray:

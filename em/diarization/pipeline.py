@@ -77,20 +77,21 @@ def load_features(cfg: Config):
         period = header.frame_period_s
         speech = read_spnsp(cfg.spnsp_file) if cfg.spnsp_file else np.ones(len(X), bool)
     else:
-        from em.diarization.features import (AudioError, mfcc, read_wav, silent_frames,
-                                             speech_frames)
+        from em.diarization.features import AudioError, front_end, read_wav
         samples = read_wav(cfg.audio_file)
         try:
-            X, period = mfcc(samples, floor_db=s.spectral_floor_db), FRAME_S
+            X, detected, silent = front_end(
+                samples, floor_db=s.spectral_floor_db,
+                detector=None if cfg.spnsp_file else s.speech_detector)
         except AudioError as exc:
             raise AudioError(f"{cfg.audio_file}: {exc}") from None
-        speech = read_spnsp(cfg.spnsp_file) if cfg.spnsp_file else \
-            speech_frames(samples, detector=s.speech_detector)
+        period = FRAME_S
+        speech = read_spnsp(cfg.spnsp_file) if cfg.spnsp_file else detected
     if len(speech) != len(X):
         raise DiarizerError(f"{cfg.spnsp_file}: {len(speech)} speech labels for {len(X)} "
                             f"feature frames in {source}")
     X = check_data(X, name=str(source))
-    clustered = speech & ~silent_frames(samples) if cfg.mfcc_feats is None else speech
+    clustered = speech & ~silent if cfg.mfcc_feats is None else speech
     where, n = cfg.spnsp_file or source, int(clustered.sum())
     if n == 0:
         raise DiarizerError(f"{where}: no speech frames to cluster")
