@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_diarizer import DEVSET, _recordings                  # noqa: E402
-from em.diarization.cluster import auto_size                              # noqa: E402
+from em.diarization.cluster import auto_size, standardise                 # noqa: E402
 from em.diarization.config import read_config                             # noqa: E402
 from em.diarization.pipeline import load_features                         # noqa: E402
 from em.diarization.segmentation import change_points, initial_labels     # noqa: E402
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
         Xs = X[speech]
         truth = frame_speakers(a.devset / rec["rttm"], len(X), period, speech)
         K, _ = auto_size(len(Xs), cfg.settings, period)
-        Z = (Xs - Xs.mean(axis=0)) / np.maximum(Xs.std(axis=0), 1e-12)   # as diarize sees it
+        Z = standardise(Xs)[0]                                  # as diarize sees it
         t0 = time.perf_counter()
         changes = initial_labels(Z, K)
         took = time.perf_counter() - t0

@@ -45,7 +45,7 @@ def change_points(X: np.ndarray, window: int = WINDOW, step: int = STEP) -> np.n
     X = X.astype(np.float64)
     c1 = np.vstack([np.zeros(X.shape[1]), np.cumsum(X, axis=0)])
     c2 = np.vstack([np.zeros(X.shape[1]), np.cumsum(X * X, axis=0)])
-    floor = RIDGE * X.var(axis=0) + 1e-12
+    floor = _ridge(X)
 
     def gaussian(a, b):
         m = (c1[b] - c1[a]) / window
@@ -58,6 +58,11 @@ def change_points(X: np.ndarray, window: int = WINDOW, step: int = STEP) -> np.n
     return np.unique(np.r_[0, t[peaks], N])
 
 
+def _ridge(X):
+    """The least variance any Gaussian fitted here gets, per feature."""
+    return RIDGE * X.var(axis=0) + 1e-12
+
+
 def hierarchy(X: np.ndarray, bounds: np.ndarray, clusters: int) -> list[list[int]]:
     """Groups of the segments [bounds[i], bounds[i+1]): the closest pair merged until
     ``clusters`` remain."""
@@ -66,7 +71,7 @@ def hierarchy(X: np.ndarray, bounds: np.ndarray, clusters: int) -> list[list[int
     n = np.diff(bounds).astype(np.float64)
     s = np.add.reduceat(X, starts, axis=0)
     ss = np.stack([X[a:b].T @ X[a:b] for a, b in zip(starts, bounds[1:])])
-    ridge = np.diag(RIDGE * X.var(axis=0) + 1e-12)
+    ridge = np.diag(_ridge(X))
 
     def cost(n, s, ss):                             # n log|covariance|, stacked
         m = s / n[:, None]
