@@ -33,6 +33,7 @@ run reuses them.  One table, then a line checking the targets (``TARGETS``).
     python benchmarks/bench_diarizer.py --cases tiled --profile
     python benchmarks/bench_diarizer.py --cases devset --only nl2 --set resegmentation=viterbi
     python benchmarks/bench_diarizer.py --protocol loso --seeds 2
+    python benchmarks/bench_diarizer.py --build-ubm em/diarization/ubm.h5   # the shipped UBM
     python benchmarks/bench_diarizer.py --protocol loso --only _1m --seeds 1 --grid default,merge0 \
         --candidate md50:resegmentation=viterbi,min_duration=50
 """
@@ -326,9 +327,12 @@ def devset_case(folder: Path, seeds: int, overrides: dict, only=None, prof=None,
 # the grid --protocol loso chooses from: name -> configuration keys over each recording's own
 # configuration ("default": as written); keys only, checked where the diarizer reads them
 _BASE = {"resegmentation": "viterbi", "initialization": "changes", "extra_clusters": 2,
-         "spectral_floor_db": 0}                            # the defaults, spelled out
+         "spectral_floor_db": 0, "merge_score": "clr", "relevance": 4.0}  # the defaults
 CANDIDATES = {                     # every key explicit: the recordings' files say the 2011 recipe
     "default": _BASE,
+    "bic": {**_BASE, "merge_score": "bic"},
+    "rel10": {**_BASE, "relevance": 10.0},
+    "rel16": {**_BASE, "relevance": 16.0},
     "floor40": {**_BASE, "spectral_floor_db": 40},
     "floor60": {**_BASE, "spectral_floor_db": 60},
     "extra4": {**_BASE, "extra_clusters": 4},
@@ -395,6 +399,31 @@ def _loso_run(job):
             "speakers": r["speakers"], "speed": r["speed"], "seconds": r["seconds"]}
 
 
+# the diarizer's UBM: examples/train_ubm.py with these arguments on the development set's WAV
+# files (the shipped em/diarization/ubm.h5: --build-ubm; each LOSO fold: without its sources)
+UBM_ARGS = ("-M", "64", "--var-floor", "0.01", "--iters", "30", "--seed", "0")
+
+
+def build_ubm(wavs, out: Path) -> Path:
+    """examples/train_ubm.py UBM_ARGS on ``wavs``, written to ``out`` (in a child process: an
+    OpenMP runtime started here would hang the --jobs workers forked after it)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "examples/train_ubm.py",
+                    *(os.path.relpath(w, ROOT) for w in wavs), *UBM_ARGS,
+                    "-o", os.path.abspath(out)], check=True, cwd=ROOT)    # names in the file
+    return out
+
+
+def fold_ubm(folder: Path, held_out: set) -> Path:
+    """The UBM trained on the development set's recordings outside the ``held_out`` sources
+    (built once into ``folder/ubm/``)."""
+    every = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))["recordings"]
+    out = folder / "ubm" / f"without-{'+'.join(sorted(held_out))}.h5"
+    if not out.is_file():
+        build_ubm([folder / r["wav"] for r in every if not held_out & set(r["source"])], out)
+    return out
+
+
 def loso_case(folder: Path, seeds: int, overrides: dict, candidates: dict, only=None,
               jobs: int = 1) -> int:
     """The leave-one-source-out protocol (the module's docstring); 0, or 2 on a bad candidate."""
@@ -413,7 +442,10 @@ def loso_case(folder: Path, seeds: int, overrides: dict, candidates: dict, only=
                 return 2
     code, cache_path = _code_version(), folder / "loso_cache.json"
     cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
-    files = {r["name"]: _files_hash(folder, r) for r in recordings}
+    ubms = {r["name"]: fold_ubm(folder, set(r["source"])) for r in recordings}
+    files = {r["name"]: _files_hash(folder, r) + hashlib.sha1(ubms[r["name"]].read_bytes()
+                                                                 ).hexdigest()[:12]
+             for r in recordings}
 
     def key(cand, rec, seed, told):
         return json.dumps([code, files[rec["name"]], sorted(grid[cand].items()), rec["name"],
@@ -425,8 +457,9 @@ def loso_case(folder: Path, seeds: int, overrides: dict, candidates: dict, only=
         audio = sum(t[1]["duration_s"] for t in todo)
         print(f"loso: {len(todo)} runs to do ({audio / 60:.1f} min of audio), "
               f"{jobs} job(s)", flush=True)
-        args = [(str(folder / r["cfg"]), {**grid[c], **({"speakers": r["n_speakers"]}
-                                                         if told else {})}, seed)
+        args = [(str(folder / r["cfg"]), {**grid[c], "ubm_file": str(ubms[r["name"]]),
+                                          **({"speakers": r["n_speakers"]} if told else {})},
+                 seed)
                 for c, r, seed, told in todo]
         t0, done = time.perf_counter(), 0.0
         with ProcessPoolExecutor(jobs) if jobs > 1 else contextlib.nullcontext() as pool:
@@ -563,6 +596,10 @@ def main(argv=None):
     p.add_argument("--candidate", action="append", default=[], metavar="NAME:KEY=VALUE,...",
                    help="loso: one more candidate (repeatable)")
     p.add_argument("--jobs", type=int, default=1, help="loso: runs in parallel (default 1)")
+    p.add_argument("--build-ubm", type=Path, metavar="PATH",
+                   help="train the diarizer's UBM on every recording of the development set "
+                   "(UBM_ARGS), write it to PATH and stop; the shipped one: "
+                   "--build-ubm em/diarization/ubm.h5")
     p.add_argument("--profile", action="store_true", help="cProfile the runs, print the top 25")
     p.add_argument("--cli", action="store_true",
                    help="also time examples/cluster.py end to end on the tiled recording")
@@ -579,6 +616,12 @@ def main(argv=None):
         extra = dict(parse_candidate(c) for c in a.candidate)
     except ValueError as exc:
         p.error(str(exc))
+    if a.build_ubm:
+        every = _recordings(a.devset, None)
+        if not every:
+            return 2
+        build_ubm([a.devset / r["wav"] for r in every], a.build_ubm)
+        return 0
     if a.protocol == "loso":
         names = [n for n in a.grid.split(",") if n]
         unknown = [n for n in names if n not in CANDIDATES]

@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_diarizer import DEVSET, _recordings                  # noqa: E402
-from em.diarization.cluster import auto_size, standardise                 # noqa: E402
+from em.diarization.cluster import auto_size                              # noqa: E402
+from em.diarization.features import standardise                         # noqa: E402
 from em.diarization.config import read_config                             # noqa: E402
 from em.diarization.pipeline import load_features                         # noqa: E402
 from em.diarization.segmentation import change_points, initial_labels     # noqa: E402

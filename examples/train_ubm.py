@@ -4,15 +4,18 @@
     python examples/train_ubm.py /data/features -M 512 -o ubm.h5 --out-of-core
     python examples/train_ubm.py /data/features -M 512 -o ubm.h5 --scheduler tcp://host:8786
 
-Reads every ``*.htk`` file in a directory (or, without any, every 16 kHz mono ``*.wav``, with
-the diarizer's front end: 19 MFCCs), trains a diagonal (``--cvtype``) GMM with a progress bar
-per EM iteration and writes it with h5py: datasets ``weights``, ``means``, ``covars`` and the
-attributes ``M``, ``D``, ``cvtype``, ``frames``, ``files``, ``loglik_per_frame`` (the mean
-log-likelihood before each iteration's update).  ``--out-of-core`` first writes the frames to
-an HDF5 file (``--frames``, dataset ``frames``, default a temporary one) a file at a time, then
-trains from it in chunks: memory stays bounded by one file plus one chunk, whatever the corpus.
-``--scheduler ADDRESS`` (``pip install -e ".[dask]"``) trains on a Dask cluster: the frames are
-sent once to its workers as a dask array and stay there; each EM pass runs where they live.
+Reads the files given and every ``*.htk`` file in the directories given (or, without any,
+every 16 kHz mono ``*.wav``: the frames the diarizer clusters, 19 MFCCs of the speech
+standardised per file as the diarizer standardises a recording; the diarizer's UBM is trained
+so), trains a diagonal (``--cvtype``) GMM with a progress bar per EM iteration and writes it
+(:mod:`em.io.ubm`): datasets ``weights``, ``means``, ``covars`` and the attributes ``M``,
+``D``, ``cvtype``, ``frames``, ``files``, ``command`` (this one's arguments) and
+``loglik_per_frame`` (the mean log-likelihood before each iteration's update).
+``--out-of-core`` first writes the frames to an HDF5 file (``--frames``, dataset ``frames``,
+default a temporary one) a file at a time, then trains from it in chunks: memory stays bounded
+by one file plus one chunk, whatever the corpus.  ``--scheduler ADDRESS`` (``pip install -e
+".[dask]"``) trains on a Dask cluster: the frames are sent once to its workers as a dask array
+and stay there; each EM pass runs where they live.
 
 Errors are one 'train_ubm.py: error: ...' line on stderr and exit status 2.
 """
@@ -31,12 +34,20 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def feature_files(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        raise ValueError(f"{folder}: not a directory")
-    files = sorted(folder.glob("*.htk")) or sorted(folder.glob("*.wav"))
-    if not files:
-        raise ValueError(f"{folder}: no .htk or .wav files")
+def feature_files(inputs) -> list[Path]:
+    """The files to read: each input a file, or a directory's ``*.htk`` (without any, its
+    ``*.wav``)."""
+    files = []
+    for path in inputs:
+        if path.is_file():
+            files.append(path)
+        elif not path.is_dir():
+            raise ValueError(f"{path}: no such file or directory")
+        else:
+            found = sorted(path.glob("*.htk")) or sorted(path.glob("*.wav"))
+            if not found:
+                raise ValueError(f"{path}: no .htk or .wav files")
+            files += found
     return files
 
 
@@ -44,8 +55,8 @@ def features(path: Path) -> np.ndarray:
     if path.suffix == ".htk":
         from em.io import read_htk
         return read_htk(path)[0]
-    from em.diarization.features import mfcc, read_wav
-    return mfcc(read_wav(path))
+    from em.diarization.features import read_wav, speaker_frames
+    return speaker_frames(read_wav(path))
 
 
 def each_file(files, progress):
@@ -113,20 +124,19 @@ def on_cluster(args, X, progress):
                      args.var_floor)
 
 
-def write(path: Path, g, frames: int, files, history) -> None:
-    import h5py
+def write(path: Path, g, frames: int, files, history, argv) -> None:
+    from em.io.ubm import write_ubm
     c = g.components
-    with h5py.File(path, "w") as f:
-        for name in ("weights", "means", "covars"):
-            f.create_dataset(name, data=getattr(c, name))
-        f.attrs.update(M=g.M, D=g.D, cvtype=g.cvtype, frames=frames,
-                       files=[str(p) for p in files], loglik_per_frame=history)
+    write_ubm(path, c.weights, c.means, c.covars, g.cvtype, frames=frames,
+              files=[str(p) for p in files], loglik_per_frame=history,
+              command=" ".join(["examples/train_ubm.py", *argv]))
 
 
 def main(argv=None) -> int:
     parser = Parser(prog="train_ubm.py",
                     description="Train a GMM universal background model from feature files.")
-    parser.add_argument("folder", type=Path, help="directory of .htk (or .wav) files")
+    parser.add_argument("inputs", type=Path, nargs="+", metavar="PATH",
+                        help="directories of .htk (or .wav) files, or the files")
     parser.add_argument("-M", type=int, default=64, help="Gaussians (default 64)")
     parser.add_argument("-o", "--output", type=Path, default=Path("ubm.h5"),
                         help="HDF5 file to write (default ubm.h5)")
@@ -155,7 +165,7 @@ def main(argv=None) -> int:
         return tqdm(items, file=sys.stderr, leave=False, disable=None, **kw)   # bars on a tty
 
     try:
-        files = feature_files(args.folder)
+        files = feature_files(args.inputs)
         with tempfile.TemporaryDirectory() as tmp:
             if args.out_of_core:
                 X = on_disk(files, args.frames or Path(tmp) / "frames.h5", progress)
@@ -166,7 +176,8 @@ def main(argv=None) -> int:
             else:
                 g, history = train(X, args.M, args.cvtype, args.iters, args.tol, args.seed,
                                    progress, args.var_floor)
-            write(args.output, g, len(X), files, history)
+            write(args.output, g, len(X), files, history,
+                  sys.argv[1:] if argv is None else [str(a) for a in argv])
             del X
     except (ValueError, OSError, ImportError) as exc:
         print(f"{parser.prog}: error: {' '.join(str(exc).split())}", file=sys.stderr)

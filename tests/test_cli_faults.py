@@ -281,6 +281,14 @@ CASES = [
         ["silence.wav", "speech"]),
     row("audio-with-nan", lambda t: diarizer(t, audio_file=nan_wav(t), **NO_HTK),
         ["nan.wav", "NaN"]),
+    row("ubm-missing", lambda t: diarizer(t, ubm_file=t / "nowhere.h5"),
+        ["ubm_file", "nowhere.h5", "no such file"]),
+    row("ubm-not-hdf5", lambda t: diarizer(t, ubm_file=touch(t / "ubm.h5")),
+        ["ubm_file", "ubm.h5", "not a UBM file"]),
+    row("ubm-other-features", lambda t: diarizer(
+        t, mfcc_feats=next((ROOT / "tests" / "data" / "htk").glob("*.htk")), spnsp_file=None,
+        reference_rttm=None, initial_clusters=2, M_mfcc=2, seg_length=20),
+        ["ubm_file", "19 coefficients", "have 13", "merge_score = bic"]),
     # the song recommender
     row("msd-root-missing", lambda t: songs(t, root=t / "nowhere"), ["nowhere"]),
     row("msd-root-is-a-file", lambda t: songs(t, root=touch(t / "x.h5")),

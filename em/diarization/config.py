@@ -37,6 +37,8 @@ class Config:
     audio_file: Path | None = _path("16 kHz mono WAV, used when mfcc_feats is not given")
     spnsp_file: Path | None = _path("speech/non-speech file: one 0/1 per frame")
     reference_rttm: Path | None = _path("reference RTTM: when given, DER is printed")
+    ubm_file: Path | None = _path("UBM for merge_score = clr (HDF5 of examples/train_ubm.py "
+                                  "on WAV files; default: the one shipped)")
     output_cluster: Path = _path("RTTM file to write", required=True)
     gmm_output: Path = _path("file to write the speakers' GMMs to", required=True)
 

@@ -73,6 +73,23 @@ def front_end(samples: np.ndarray, sample_rate: int = 16000,
     return _mfcc(x, sample_rate, floor_db), speech, silent
 
 
+def speaker_frames(samples: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
+    """The frames the diarizer clusters (speech, no digital silence), standardised: what a
+    diarizer UBM is trained on (``examples/train_ubm.py`` on WAV files)."""
+    X, speech, silent = front_end(samples, sample_rate)
+    keep = speech & ~silent
+    if not keep.any():
+        raise AudioError("no speech frames")
+    return standardise(X[keep])[0]
+
+
+def standardise(X: np.ndarray):
+    """(frames with each feature at mean 0, variance 1, the means, the deviations): what the
+    clustering works on."""
+    centre, scale = X.mean(axis=0), np.maximum(X.std(axis=0), 1e-12)
+    return ((X - centre) / scale).astype(X.dtype, copy=False), centre, scale
+
+
 def mfcc(samples: np.ndarray, sample_rate: int = 16000,
          floor_db: float = Settings.spectral_floor_db) -> np.ndarray:
     """(frames, 19) float32 MFCCs, one frame every 10 ms; each frame's mel powers floored

@@ -31,7 +31,7 @@ def check_paths(cfg: Config, plot=None) -> None:
     regular file, and is neither an input nor another output, also not through a link."""
     inputs = {"configuration file": cfg.source, "mfcc_feats": cfg.mfcc_feats,
               "audio_file": cfg.audio_file, "spnsp_file": cfg.spnsp_file,
-              "reference_rttm": cfg.reference_rttm}
+              "reference_rttm": cfg.reference_rttm, "ubm_file": cfg.ubm_file}
     seen = {key: Path(path) for key, path in inputs.items() if path is not None}
     for key, path in seen.items():
         if not path.is_file():
@@ -107,6 +107,22 @@ def load_features(cfg: Config):
                             f"initial_clusters x M_mfcc = {s.initial_clusters} x {s.M} "
                             "Gaussians to train")
     return X, speech, clustered, period, len(X) * period
+
+
+def _ubm(cfg: Config, D: int):
+    """The UBM merge_score = clr scores with (ubm_file's, or the one shipped), for D
+    coefficients per frame."""
+    from em.diarization.clr import UBM_FILE, load_ubm
+    path = Path(cfg.ubm_file or UBM_FILE)
+    try:
+        ubm = load_ubm(path, cfg.settings.backend)
+    except ValueError as exc:
+        raise DiarizerError(f"ubm_file {exc}") from None
+    if ubm.D != D:
+        raise DiarizerError(f"ubm_file {path}: a UBM of {ubm.D} coefficients per frame, the "
+                            f"features have {D}; give ubm_file for these features "
+                            "(examples/train_ubm.py) or set merge_score = bic")
+    return ubm
 
 
 def read_reference(cfg: Config) -> list:
@@ -228,10 +244,11 @@ def run(cfg: Config, out=print, plot=None, seed: int = 0) -> dict:
     out(f"{cfg.basename}: {seconds:.1f} s, {len(X)} frames ({int(speech.sum())} speech, "
         f"{len(Xs)} clustered), D={X.shape[1]}, {K} initial clusters of {M} Gaussians"
         + (" (sized to the speech)" if "auto" in (settings.initial_clusters, settings.M) else ""))
+    ubm = _ubm(cfg, X.shape[1]) if settings.merge_score == "clr" else None
     with warnings.catch_warnings(record=True) as caught:      # one summary line, not a stream
         warnings.simplefilter("always", EMWarning)
         try:
-            result = diarize(Xs, settings, progress)
+            result = diarize(Xs, settings, progress, ubm)
         except ValueError as exc:                  # a GMM cannot be trained on these frames
             raise DiarizerError(f"{cfg.mfcc_feats or cfg.audio_file}: cannot cluster its "
                                 f"speech frames ({exc})") from None

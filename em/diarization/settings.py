@@ -41,7 +41,8 @@ class Settings:
     em_iterations: int = _key(3, "EM iterations per training", range=(1, 100))
     merge_iterations: int = _key(0, "EM iterations of each candidate merged model "
                                  "(0: em_iterations)", range=(0, 1000))
-    KL_ntop: int = _key(0, "GMM pairs to evaluate BIC on, closest by KL (0 = all pairs)",
+    KL_ntop: int = _key(0, "merge_score = bic: GMM pairs to evaluate BIC on, closest by KL "
+                        "(0 = all pairs)",
                         range=(0, None))
     num_seg_iters_init: int = _key(2, "re-segmentation rounds before merging", range=(0, 100))
     num_seg_iters: int = _key(3, "re-segmentation rounds after each merge", range=(0, 100))
@@ -49,6 +50,12 @@ class Settings:
                            range=(1, None))
     resegmentation: str = _key("viterbi", "viterbi (minimum-duration HMM) or vote (the 2011 "
                                "window majority)", choices=("viterbi", "vote"))
+    merge_score: str = _key("clr", "how the pair to merge is chosen: clr (the largest "
+                            "cross-likelihood ratio of the clusters' UBM-adapted models) or "
+                            "bic (the largest merged-GMM delta-BIC of all pairs)",
+                            choices=("clr", "bic"))
+    relevance: float = _key(4.0, "merge_score = clr: MAP relevance factor of the cluster "
+                            "models", range=(0.1, 100.0))
     merge_threshold: float = _key(-0.05, "merge while the best pair's delta-BIC per frame "
                                   "exceeds this (0: the classic rule, merge while it is "
                                   "positive)", range=(-10.0, 10.0))
