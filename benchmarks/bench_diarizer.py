@@ -327,10 +327,14 @@ def devset_case(folder: Path, seeds: int, overrides: dict, only=None, prof=None,
 # the grid --protocol loso chooses from: name -> configuration keys over each recording's own
 # configuration ("default": as written); keys only, checked where the diarizer reads them
 _BASE = {"resegmentation": "viterbi", "initialization": "changes", "extra_clusters": 2,
-         "spectral_floor_db": 0, "merge_score": "clr", "relevance": 4.0}  # the defaults
+         "spectral_floor_db": 0, "merge_score": "clr", "relevance": 4.0,
+         "min_speaker_frames": 600}                         # the defaults, spelled out
 CANDIDATES = {                     # every key explicit: the recordings' files say the 2011 recipe
     "default": _BASE,
     "bic": {**_BASE, "merge_score": "bic"},
+    "small0": {**_BASE, "min_speaker_frames": 0},
+    "small300": {**_BASE, "min_speaker_frames": 300},
+    "small1000": {**_BASE, "min_speaker_frames": 1000},
     "rel10": {**_BASE, "relevance": 10.0},
     "rel16": {**_BASE, "relevance": 16.0},
     "floor40": {**_BASE, "spectral_floor_db": 40},

@@ -142,15 +142,16 @@ def gaussian_kl(g1: GMM, g2: GMM) -> float:
     return float(0.5 * np.sum(v1 / v2 + v2 / v1 - 2 + d2 * (1 / v1 + 1 / v2)))
 
 
-def _candidates(X, labels, gmms, s: Settings, ubm):
-    """The pairs to train a merged GMM for: the one of the largest CLR (``merge_score =
-    'clr'``), or all (the ``KL_ntop`` closest by :func:`gaussian_kl`)."""
+def _candidates(X, labels, gmms, s: Settings, ubm, small: int | None):
+    """The pairs to train a merged GMM for: those with cluster ``small`` when it is given
+    (too little speech for a speaker), else all; of those the one of the largest CLR
+    (``merge_score = 'clr'``), or all (the ``KL_ntop`` closest by :func:`gaussian_kl`)."""
+    K = len(gmms)
+    pairs = [(min(small, k), max(small, k)) for k in range(K) if k != small] \
+        if small is not None else list(itertools.combinations(range(K), 2))
     if s.merge_score == "clr":
-        score = clr_matrix(X, labels, len(gmms), ubm, s.relevance)
-        np.fill_diagonal(score, -np.inf)
-        a, b = np.unravel_index(np.argmax(score), score.shape)
-        return [(min(a, b), max(a, b))]
-    pairs = list(itertools.combinations(range(len(gmms)), 2))
+        score = clr_matrix(X, labels, K, ubm, s.relevance)
+        return [max(pairs, key=lambda p: score[p])]
     if s.KL_ntop and s.KL_ntop < len(pairs):
         kl = [gaussian_kl(gmms[a], gmms[b]) for a, b in pairs]
         pairs = [pairs[i] for i in np.argsort(kl, kind="stable")[:s.KL_ntop]]
@@ -206,8 +207,10 @@ def _diarize(X, s, progress, ubm):
     while len(gmms) > low:
         parts = [X[labels == k] for k in range(len(gmms))]
         own = [float(g.score(d).sum()) for g, d in zip(gmms, parts)]
+        counts = np.bincount(labels, minlength=len(gmms))
+        small = int(counts.argmin()) if counts.min() < s.min_speaker_frames else None
         best = (-np.inf, None, None)
-        for a, b in _candidates(X, labels, gmms, s, ubm):
+        for a, b in _candidates(X, labels, gmms, s, ubm, small):
             merged, gain = compute_distance_BIC(gmms[a], gmms[b], (parts[a], parts[b]),
                                                 em_iters=s.merge_iterations or s.em_iterations,
                                                 own_loglik=(own[a], own[b]))
@@ -215,7 +218,7 @@ def _diarize(X, s, progress, ubm):
                 best = (gain, (a, b), merged)
         gain, pair, merged = best
         per_frame = gain / (len(parts[pair[0]]) + len(parts[pair[1]]))
-        go = per_frame > s.merge_threshold or len(gmms) > high
+        go = per_frame > s.merge_threshold or len(gmms) > high or small is not None
         step = Step(len(gmms), float(gain), float(per_frame), pair if go else None)
         steps.append(step)
         if progress:

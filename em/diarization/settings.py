@@ -56,6 +56,9 @@ class Settings:
                             choices=("clr", "bic"))
     relevance: float = _key(4.0, "merge_score = clr: MAP relevance factor of the cluster "
                             "models", range=(0.1, 100.0))
+    min_speaker_frames: int = _key(600, "a cluster with fewer frames is merged into its "
+                                   "closest whatever the gain: too little speech to be a "
+                                   "speaker (0: off)", range=(0, None))
     merge_threshold: float = _key(-0.05, "merge while the best pair's delta-BIC per frame "
                                   "exceeds this (0: the classic rule, merge while it is "
                                   "positive)", range=(-10.0, 10.0))
