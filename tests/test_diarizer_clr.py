@@ -79,3 +79,21 @@ def test_diarize_names_a_ubm_of_other_features():
     with pytest.raises(ValueError, match="UBM has 19 coefficients per frame, the frames 13"):
         diarize(X, Settings(speakers=2))
     assert len(diarize(X, Settings(speakers=2, merge_score="bic")).gmms) == 2
+
+
+def test_the_clr_threshold_decides_when_the_merging_stops():
+    """With the count estimated the CLR of the best pair is the stop: a threshold above every
+    CLR merges nothing but clusters too small for a speaker, one below every CLR merges to a
+    single cluster; the steps say the CLR they were decided on."""
+    from em.diarization.cluster import Settings, diarize
+    from test_diarization import speakers
+    X, _ = speakers()
+    runs = {}
+    for t in (-20.0, 20.0):
+        steps = []
+        r = diarize(X, Settings(initial_clusters=8, M=5, clr_threshold=t, min_speaker_frames=0),
+                    progress=steps.append)
+        runs[t] = len(r.gmms)
+        assert all(st.clr is not None for st in steps)
+        assert all((st.merged is not None) == (st.clr > t) for st in steps)
+    assert runs[-20.0] == 1 and runs[20.0] == 8

@@ -91,7 +91,7 @@ def test_a_damaged_recording_gives_two_speakers_and_no_degenerate_cluster(tmp_pa
     damaged = FAULTS[fault](y.astype(np.float64), ref, speech)
     figures, lines = diarize(tmp_path, damaged)
     assert figures["speakers"] == 2 and any("speakers: 2 (given)" in line for line in lines)
-    gains = [float(line.split("(")[1].split()[0]) for line in lines if "per frame)" in line]
+    gains = [float(line.split("(")[1].split()[0]) for line in lines if " per frame" in line]
     assert gains and max(gains) < 3.0, gains
     models = (tmp_path / "rec.gmm").read_text().splitlines()
     variances = np.array([[float(v) for v in line.split()[1:]] for line in models

@@ -18,8 +18,10 @@
    the largest BIC gain over the candidate pairs (all, or the ``KL_ntop`` closest by a
    symmetric KL divergence between moment-matched Gaussians); its gain is that of a merged GMM
    with M1 + M2 components trained on both clusters' frames (:func:`em.compute_distance_BIC`).
-   Merge it while its gain per frame of the pair exceeds
-   ``merge_threshold`` (0 is the classic penalty-free rule) or there are more clusters than
+   Merge it while its CLR exceeds ``clr_threshold`` (``'clr'``) or its gain per frame of the
+   pair exceeds ``merge_threshold`` (``'bic'``; 0 is the classic penalty-free rule), while a
+   cluster has fewer than ``min_speaker_frames`` frames (then the pair is that one and its
+   closest), or while there are more clusters than
    ``max_speakers``, and never below ``min_speakers``; with a known ``speakers`` count, merge
    down to it whatever the gains.  Re-segment and retrain ``num_seg_iters`` times; repeat.
 """
@@ -75,6 +77,7 @@ class Step:
     best_gain: float
     per_frame: float                   # best_gain over the pair's frames
     merged: tuple | None
+    clr: float | None = None           # the pair's CLR (merge_score = 'clr')
 
 
 @dataclass
@@ -143,19 +146,21 @@ def gaussian_kl(g1: GMM, g2: GMM) -> float:
 
 
 def _candidates(X, labels, gmms, s: Settings, ubm, small: int | None):
-    """The pairs to train a merged GMM for: those with cluster ``small`` when it is given
-    (too little speech for a speaker), else all; of those the one of the largest CLR
-    (``merge_score = 'clr'``), or all (the ``KL_ntop`` closest by :func:`gaussian_kl`)."""
+    """(the pairs to train a merged GMM for, the CLR of the one or None): of the pairs with
+    cluster ``small`` when it is given (too little speech for a speaker), else of all, the one
+    of the largest CLR (``merge_score = 'clr'``), or all (the ``KL_ntop`` closest by
+    :func:`gaussian_kl`)."""
     K = len(gmms)
     pairs = [(min(small, k), max(small, k)) for k in range(K) if k != small] \
         if small is not None else list(itertools.combinations(range(K), 2))
     if s.merge_score == "clr":
         score = clr_matrix(X, labels, K, ubm, s.relevance)
-        return [max(pairs, key=lambda p: score[p])]
+        pair = max(pairs, key=lambda p: score[p])
+        return [pair], float(score[pair])
     if s.KL_ntop and s.KL_ntop < len(pairs):
         kl = [gaussian_kl(gmms[a], gmms[b]) for a, b in pairs]
         pairs = [pairs[i] for i in np.argsort(kl, kind="stable")[:s.KL_ntop]]
-    return pairs
+    return pairs, None
 
 
 def diarize(X: np.ndarray, s: Settings, progress: Callable[[Step], None] | None = None,
@@ -210,7 +215,8 @@ def _diarize(X, s, progress, ubm):
         counts = np.bincount(labels, minlength=len(gmms))
         small = int(counts.argmin()) if counts.min() < s.min_speaker_frames else None
         best = (-np.inf, None, None)
-        for a, b in _candidates(X, labels, gmms, s, ubm, small):
+        pairs, clr = _candidates(X, labels, gmms, s, ubm, small)
+        for a, b in pairs:
             merged, gain = compute_distance_BIC(gmms[a], gmms[b], (parts[a], parts[b]),
                                                 em_iters=s.merge_iterations or s.em_iterations,
                                                 own_loglik=(own[a], own[b]))
@@ -218,8 +224,9 @@ def _diarize(X, s, progress, ubm):
                 best = (gain, (a, b), merged)
         gain, pair, merged = best
         per_frame = gain / (len(parts[pair[0]]) + len(parts[pair[1]]))
-        go = per_frame > s.merge_threshold or len(gmms) > high or small is not None
-        step = Step(len(gmms), float(gain), float(per_frame), pair if go else None)
+        alike = clr > s.clr_threshold if clr is not None else per_frame > s.merge_threshold
+        go = alike or len(gmms) > high or small is not None
+        step = Step(len(gmms), float(gain), float(per_frame), pair if go else None, clr)
         steps.append(step)
         if progress:
             progress(step)

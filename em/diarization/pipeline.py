@@ -238,8 +238,9 @@ def run(cfg: Config, out=print, plot=None, seed: int = 0) -> dict:
 
     def progress(step):
         verdict = f"merge {step.merged}" if step.merged else "stop"
+        clr = f", CLR {step.clr:+.2f}" if step.clr is not None else ""
         out(f"  {step.clusters:3d} clusters, best delta-BIC {step.best_gain:12.2f} "
-            f"({step.per_frame:+.3f} per frame)  {verdict}")
+            f"({step.per_frame:+.3f} per frame{clr})  {verdict}")
 
     out(f"{cfg.basename}: {seconds:.1f} s, {len(X)} frames ({int(speech.sum())} speech, "
         f"{len(Xs)} clustered), D={X.shape[1]}, {K} initial clusters of {M} Gaussians"

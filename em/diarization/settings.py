@@ -59,17 +59,19 @@ class Settings:
     min_speaker_frames: int = _key(600, "a cluster with fewer frames is merged into its "
                                    "closest whatever the gain: too little speech to be a "
                                    "speaker (0: off)", range=(0, None))
-    merge_threshold: float = _key(-0.05, "merge while the best pair's delta-BIC per frame "
-                                  "exceeds this (0: the classic rule, merge while it is "
-                                  "positive)", range=(-10.0, 10.0))
+    clr_threshold: float = _key(1.3, "merge_score = clr: merge while the best pair's CLR "
+                                "exceeds this (the count estimated)", range=(-20.0, 20.0))
+    merge_threshold: float = _key(-0.05, "merge_score = bic: merge while the best pair's "
+                                  "delta-BIC per frame exceeds this (0: the classic rule, "
+                                  "merge while it is positive)", range=(-10.0, 10.0))
     min_duration: int = _key(100, "frames: shortest segment of the viterbi re-segmentation",
                              range=(1, None))
     variance_floor: float = _key(0.01, "every cluster model's variances are at least this "
                                  "fraction of the recording's", range=(0.0, 1.0))
-    spectral_floor_db: float = _key(0.0, "front end: each frame's mel powers floored this "
+    spectral_floor_db: float = _key(60.0, "front end: each frame's mel powers floored this "
                                     "many dB under its strongest band, so a speaker's level "
-                                    "moves no feature (0: only the dither's floor; the "
-                                    "development set chose 0, 40 suits level jumps)",
+                                    "moves no feature (0: only the dither's floor; 60 the "
+                                    "development set's choice, 40 suits level jumps)",
                                     range=(0.0, 200.0))
     speech_detector: str = _key("auto", "for audio_file without spnsp_file: webrtcvad, energy, "
                                 "or auto (webrtcvad when installed)",
