@@ -432,9 +432,11 @@ def build_ubm(wavs, out: Path) -> Path:
 
 def fold_ubm(folder: Path, held_out: set) -> Path:
     """The UBM trained on the development set's recordings outside the ``held_out`` sources
-    (built once into ``folder/ubm/``)."""
+    (built once into ``folder/ubm/`` for each version of the front end and UBM_ARGS)."""
     every = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))["recordings"]
-    out = folder / "ubm" / f"without-{'+'.join(sorted(held_out))}.h5"
+    front = hashlib.sha1(repr(UBM_ARGS).encode() + b"".join(
+        (ROOT / "em" / "diarization" / f).read_bytes() for f in ("features.py", "settings.py")))
+    out = folder / "ubm" / f"without-{'+'.join(sorted(held_out))}-{front.hexdigest()[:10]}.h5"
     if not out.is_file():
         build_ubm([folder / r["wav"] for r in every if not held_out & set(r["source"])], out)
     return out
