@@ -79,7 +79,7 @@ def _sample(tmp_path, **keys):
     values = {"basename": "sample", "mfcc_feats": DATA / "sample.htk",
               "spnsp_file": DATA / "sample.spnsp", "output_cluster": "out.rttm",
               "gmm_output": "out.gmm", "initial_clusters": 8, "M_mfcc": 5, "seg_length": 150,
-              "resegmentation": "vote", "merge_score": "bic", **keys}
+              "resegmentation": "vote", "merge_score": "bic", "min_speaker_frames": 0, **keys}
     path = tmp_path / "sample.cfg"
     path.write_text("[Diarizer]\n" + "".join(f"{k} = {v}\n" for k, v in values.items()))
     return path

@@ -18,12 +18,13 @@
    the largest BIC gain over the candidate pairs (all, or the ``KL_ntop`` closest by a
    symmetric KL divergence between moment-matched Gaussians); its gain is that of a merged GMM
    with M1 + M2 components trained on both clusters' frames (:func:`em.compute_distance_BIC`).
-   Merge it while its CLR exceeds ``clr_threshold`` (``'clr'``) or its gain per frame of the
-   pair exceeds ``merge_threshold`` (``'bic'``; 0 is the classic penalty-free rule), while a
-   cluster has fewer than ``min_speaker_frames`` frames (then the pair is that one and its
-   closest), or while there are more clusters than
-   ``max_speakers``, and never below ``min_speakers``; with a known ``speakers`` count, merge
-   down to it whatever the gains.  Re-segment and retrain ``num_seg_iters`` times; repeat.
+   While the smallest cluster has fewer than ``min_speaker_frames`` frames (too little
+   speech for a speaker; pyannote's ``min_cluster_size``) it is merged into its closest
+   whatever the score.  Otherwise merge while the pair's CLR exceeds ``clr_threshold`` (``'clr'``) or its gain per frame
+   exceeds ``merge_threshold`` (``'bic'``; 0 is the classic penalty-free rule), or while
+   there are more clusters than ``max_speakers``, and never below ``min_speakers``; with a
+   known ``speakers`` count, merge down to it whatever the gains.  Re-segment and retrain
+   ``num_seg_iters`` times; repeat.
 """
 from __future__ import annotations
 

@@ -56,8 +56,8 @@ class Settings:
                             choices=("clr", "bic"))
     relevance: float = _key(4.0, "merge_score = clr: MAP relevance factor of the cluster "
                             "models", range=(0.1, 100.0))
-    min_speaker_frames: int = _key(600, "a cluster with fewer frames is merged into its "
-                                   "closest whatever the gain: too little speech to be a "
+    min_speaker_frames: int = _key(1000, "a cluster with fewer frames is merged into its "
+                                   "closest whatever the score: too little speech to be a "
                                    "speaker (0: off)", range=(0, None))
     clr_threshold: float = _key(1.3, "merge_score = clr: merge while the best pair's CLR "
                                 "exceeds this (the count estimated)", range=(-20.0, 20.0))
