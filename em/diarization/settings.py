@@ -59,7 +59,7 @@ class Settings:
     min_speaker_frames: int = _key(1000, "a cluster with fewer frames is merged into its "
                                    "closest whatever the score: too little speech to be a "
                                    "speaker (0: off)", range=(0, None))
-    clr_threshold: float = _key(1.3, "merge_score = clr: merge while the best pair's CLR "
+    clr_threshold: float = _key(1.6, "merge_score = clr: merge while the best pair's CLR "
                                 "exceeds this (the count estimated)", range=(-20.0, 20.0))
     merge_threshold: float = _key(-0.05, "merge_score = bic: merge while the best pair's "
                                   "delta-BIC per frame exceeds this (0: the classic rule, "
