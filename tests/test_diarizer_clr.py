@@ -76,7 +76,7 @@ def test_train_ubm_on_wav_learns_the_frames_the_diarizer_clusters(tmp_path):
 def test_diarize_names_a_ubm_of_other_features():
     from em.diarization.cluster import Settings, diarize
     X = np.random.default_rng(0).normal(size=(2000, 13)).astype(np.float32)
-    with pytest.raises(ValueError, match="UBM has 19 coefficients per frame, the frames 13"):
+    with pytest.raises(ValueError, match="a UBM of 19 coefficients per frame, the frames have 13"):
         diarize(X, Settings(speakers=2))
     assert len(diarize(X, Settings(speakers=2, merge_score="bic")).gmms) == 2
 

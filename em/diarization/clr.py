@@ -36,6 +36,14 @@ def load_ubm(path: Path = UBM_FILE, backend: str = "auto") -> GMM:
                arrays["weights"], backend=backend)
 
 
+def check_features(ubm: GMM, D: int) -> None:
+    """ValueError unless ``ubm`` models frames of D coefficients."""
+    if ubm.D != D:
+        raise ValueError(f"a UBM of {ubm.D} coefficients per frame, the frames have {D}: give "
+                         "a UBM trained on these features (examples/train_ubm.py) or "
+                         "merge_score = bic")
+
+
 def clr_matrix(X: np.ndarray, labels: np.ndarray, K: int, ubm: GMM,
                relevance: float) -> np.ndarray:
     """(K, K) symmetric CLR between the clusters 0..K-1 of the frames X (labels); the diagonal

@@ -20,11 +20,11 @@
    with M1 + M2 components trained on both clusters' frames (:func:`em.compute_distance_BIC`).
    While the smallest cluster has fewer than ``min_speaker_frames`` frames (too little
    speech for a speaker; pyannote's ``min_cluster_size``) it is merged into its closest
-   whatever the score.  Otherwise merge while the pair's CLR exceeds ``clr_threshold`` (``'clr'``) or its gain per frame
-   exceeds ``merge_threshold`` (``'bic'``; 0 is the classic penalty-free rule), or while
-   there are more clusters than ``max_speakers``, and never below ``min_speakers``; with a
-   known ``speakers`` count, merge down to it whatever the gains.  Re-segment and retrain
-   ``num_seg_iters`` times; repeat.
+   whatever the score.  Otherwise merge while the pair's CLR exceeds ``clr_threshold``
+   (``'clr'``) or its gain per frame exceeds ``merge_threshold`` (``'bic'``; 0 is the classic
+   penalty-free rule), or while there are more clusters than ``max_speakers``, and never below
+   ``min_speakers``; with a known ``speakers`` count, merge down to it whatever the gains.
+   Re-segment and retrain ``num_seg_iters`` times; repeat.
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from em import GMM, compute_distance_BIC
-from em.diarization.clr import clr_matrix, load_ubm
+from em.diarization.clr import check_features, clr_matrix, load_ubm
 from em.diarization.features import standardise
 from em.diarization.segmentation import initial_labels
 from em.diarization.settings import Settings
@@ -172,13 +172,11 @@ def diarize(X: np.ndarray, s: Settings, progress: Callable[[Step], None] | None 
     # Standardised frames: the models' variances are then floored relative to the recording's
     # (reg_covar = variance_floor), and the GMMs returned are in the frames' own units.
     Z, centre, scale = standardise(X)
-    # The BLAS calls here are tiny, and BLAS worker threads spin after each one, taking cores
-    # from the OpenMP kernels that follow: one BLAS thread (measured 10-25% faster overall).
     if s.merge_score == "clr":
         ubm = ubm or load_ubm(backend=s.backend)
-        if ubm.D != X.shape[1]:
-            raise ValueError(f"the UBM has {ubm.D} coefficients per frame, the frames "
-                             f"{X.shape[1]}: pass a UBM for them or merge_score='bic'")
+        check_features(ubm, X.shape[1])
+    # The BLAS calls here are tiny, and BLAS worker threads spin after each one, taking cores
+    # from the OpenMP kernels that follow: one BLAS thread (measured 10-25% faster overall).
     with threadpool_limits(1, user_api="blas"):
         result = _diarize(Z, s, progress, ubm)
     result.gmms = [_unscaled(g, centre, scale) for g in result.gmms]

@@ -112,16 +112,16 @@ def load_features(cfg: Config):
 def _ubm(cfg: Config, D: int):
     """The UBM merge_score = clr scores with (ubm_file's, or the one shipped), for D
     coefficients per frame."""
-    from em.diarization.clr import UBM_FILE, load_ubm
+    from em.diarization.clr import UBM_FILE, check_features, load_ubm
     path = Path(cfg.ubm_file or UBM_FILE)
     try:
         ubm = load_ubm(path, cfg.settings.backend)
-    except ValueError as exc:
+    except ValueError as exc:                       # the message names the file
         raise DiarizerError(f"ubm_file {exc}") from None
-    if ubm.D != D:
-        raise DiarizerError(f"ubm_file {path}: a UBM of {ubm.D} coefficients per frame, the "
-                            f"features have {D}; give ubm_file for these features "
-                            "(examples/train_ubm.py) or set merge_score = bic")
+    try:
+        check_features(ubm, D)
+    except ValueError as exc:
+        raise DiarizerError(f"ubm_file {path}: {exc}") from None
     return ubm
 
 
