@@ -559,6 +559,39 @@ def test_ctrl_c_exits_130_without_traceback(tmp_path, build):
     assert not (started / "COMPLETE").exists()          # an interrupted demo is not used later
 
 
+SWALLOWED_INTERRUPT = """
+import time, weakref
+from em.cli import run_main
+
+class Thing:
+    pass
+
+def main():
+    # Where a real Ctrl-C can land: in a weakref callback, whose exceptions Python ignores.
+    def callback(_ref):
+        raise KeyboardInterrupt
+    thing = Thing()
+    ref = weakref.ref(thing, callback)
+    del thing
+    weakref.ref(Thing(), lambda _ref: 1 / 0)    # any other ignored exception: still reported
+    time.sleep(20)
+    return 0
+
+run_main(main)
+"""
+
+
+def test_ctrl_c_landing_in_a_callback_still_interrupts(tmp_path):
+    started = time.monotonic()
+    r = subprocess.run([sys.executable, "-c", SWALLOWED_INTERRUPT], cwd=ROOT,
+                       env=tool_env(tmp_path), capture_output=True, text=True, timeout=60,
+                       preexec_fn=as_in_a_terminal)
+    assert r.returncode == 130, r.stderr
+    assert time.monotonic() - started < 15, "the interrupt was lost: main ran on"
+    assert "ZeroDivisionError" in r.stderr, r.stderr
+    assert "KeyboardInterrupt" not in r.stderr and r.stderr.strip().endswith("interrupted")
+
+
 def render_kernel(tmp):
     return ["-m", "em", "render", "--backend", "c", "--D", "39", "--cvtype", "full"]
 
