@@ -328,13 +328,15 @@ def devset_case(folder: Path, seeds: int, overrides: dict, only=None, prof=None,
 # configuration ("default": as written); keys only, checked where the diarizer reads them
 _BASE = {"resegmentation": "viterbi", "initialization": "changes", "extra_clusters": 2,
          "spectral_floor_db": 60, "merge_score": "clr", "relevance": 4.0,
-         "min_speaker_frames": 1000, "clr_threshold": 1.6}  # the defaults, spelled out
+         "min_speaker_frames": 1000, "min_speaker_share": 0.1, "count_rule": "gap",
+         "clr_threshold": 1.6}              # the defaults, spelled out
 CANDIDATES = {                     # every key explicit: the recordings' files say the 2011 recipe
     "default": _BASE,
     "bic": {**_BASE, "merge_score": "bic"},
     "small0": {**_BASE, "min_speaker_frames": 0},
     "small300": {**_BASE, "min_speaker_frames": 300},
     "small600": {**_BASE, "min_speaker_frames": 600},
+    "share1": {**_BASE, "min_speaker_share": 1.0},         # no cap for short recordings
     "rel10": {**_BASE, "relevance": 10.0},
     "rel16": {**_BASE, "relevance": 16.0},
     "floor40": {**_BASE, "spectral_floor_db": 40},
@@ -345,13 +347,17 @@ CANDIDATES = {                     # every key explicit: the recordings' files s
     "no_var_floor": {**_BASE, "variance_floor": 1e-6},
     "vote": {**_BASE, "resegmentation": "vote"},
     "md50": {**_BASE, "min_duration": 50},
-    # the count estimated (--count estimated): the CLR stop
-    **{f"clr{t:g}": {**_BASE, "clr_threshold": t} for t in (0.5, 1.0, 1.3, 2.0)},
+    # the count estimated (--count estimated): the CLR's largest fall (the default; a pair
+    # above clr_threshold always merged), or merging while the CLR exceeds clr_threshold
+    **{f"clr{t:g}": {**_BASE, "clr_threshold": t} for t in (1.0, 2.5, 4.0)},
+    **{f"thr{t:g}": {**_BASE, "count_rule": "threshold", "clr_threshold": t}
+       for t in (1.3, 1.6, 2.0)},
+    "thr1.6_share1": {**_BASE, "count_rule": "threshold", "min_speaker_share": 1.0},
 }
 # the grid each --count compares by default (the CLR stop acts only with the count estimated)
-GRIDS = {"given": [n for n in CANDIDATES if not n.startswith("clr")],
-         "estimated": ["default", "bic", "clr0.5", "clr1", "clr1.3", "clr2", "floor0", "small0",
-                       "small300", "small600", "rel10"]}
+GRIDS = {"given": [n for n in CANDIDATES if not n.startswith(("clr", "thr"))],
+         "estimated": ["default", "share1", "bic", "clr1", "clr2.5", "clr4", "thr1.3", "thr1.6",
+                       "thr2", "thr1.6_share1", "small600", "rel10"]}
 # DER targets (±0.25 s collar, overlap not scored): clean two-speaker recordings, other
 # two-speaker ones and the bundled sample's, every recording; worst seed minus median
 TARGETS = {"clean2": 0.05, "other2": 0.10, "any": 0.20, "spread": 0.03}

@@ -31,8 +31,8 @@ def purity(labels, truth):
 def test_finds_the_number_of_speakers(ntop):
     X, truth = speakers()
     steps = []
-    r = diarize(X, Settings(initial_clusters=8, M=5, KL_ntop=ntop, initialization="uniform"),
-                progress=steps.append)
+    r = diarize(X, Settings(initial_clusters=8, M=5, KL_ntop=ntop, initialization="uniform",
+                            merge_score="bic"), progress=steps.append)
     assert len(r.gmms) == 3 == len(np.unique(r.labels))
     assert r.labels.shape == truth.shape
     assert purity(r.labels, truth) > 0.85

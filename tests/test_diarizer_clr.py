@@ -82,7 +82,7 @@ def test_diarize_names_a_ubm_of_other_features():
 
 
 def test_the_clr_threshold_decides_when_the_merging_stops():
-    """With the count estimated the CLR of the best pair is the stop: a threshold above every
+    """With count_rule = threshold the CLR of the best pair is the stop: a threshold above every
     CLR merges nothing but clusters too small for a speaker, one below every CLR merges to a
     single cluster; the steps say the CLR they were decided on."""
     from em.diarization.cluster import Settings, diarize
@@ -91,9 +91,56 @@ def test_the_clr_threshold_decides_when_the_merging_stops():
     runs = {}
     for t in (-20.0, 20.0):
         steps = []
-        r = diarize(X, Settings(initial_clusters=8, M=5, clr_threshold=t, min_speaker_frames=0),
-                    progress=steps.append)
+        r = diarize(X, Settings(initial_clusters=8, M=5, clr_threshold=t, min_speaker_frames=0,
+                                count_rule="threshold"), progress=steps.append)
         runs[t] = len(r.gmms)
         assert all(st.clr is not None for st in steps)
         assert all((st.merged is not None) == (st.clr > t) for st in steps)
     assert runs[-20.0] == 1 and runs[20.0] == 8
+
+
+def _kept_by_the_largest_fall(steps, threshold):
+    """The count the gap rule should keep, recomputed from the steps: the clusters before the
+    merge whose CLR fell most below the previous merge's (merges above threshold excluded)."""
+    falls = [(steps[i - 1].clr - st.clr, st.clusters) for i, st in enumerate(steps)
+             if i and st.clr <= threshold]
+    return max(falls)[1]
+
+
+def test_the_gap_rule_keeps_the_clusters_before_the_largest_fall_of_the_clr():
+    from em.diarization.cluster import Settings, diarize
+    from test_diarization import purity, speakers
+    X, truth = speakers()                           # three voices
+    for threshold in (1.6, 20.0):                   # 20: no merge exempt from the stop
+        steps = []
+        s = Settings(initial_clusters=8, M=5, clr_threshold=threshold)
+        r = diarize(X, s, progress=steps.append)
+        assert [st.clusters for st in steps][-1] == 2 and steps[-1].merged  # merged down to 1
+        assert len(r.gmms) == 3 == _kept_by_the_largest_fall(steps, threshold)
+        assert r.note.startswith("kept 3 clusters: the best pair's CLR fell most there")
+        assert purity(r.labels, truth) > 0.85
+
+
+def test_the_gap_rule_finds_one_speaker_alone_by_the_last_merges_bic():
+    from em.diarization.cluster import Settings, diarize
+    from test_diarization import speakers
+    X, _ = speakers(n_spk=1, turns=6)
+    steps = []
+    r = diarize(X, Settings(initial_clusters=6, M=5), progress=steps.append)
+    assert len(r.gmms) == 1 and r.note.startswith("one speaker")
+    assert steps[-1].per_frame > Settings().merge_threshold
+
+
+def test_short_recordings_cap_the_smallest_speaker_at_a_share_of_the_speech():
+    """Two voices of 770 and 930 frames: below min_speaker_frames (1000) both, so without the
+    cap (share 1) every cluster is too small for a speaker and all merge into one; capped at a
+    tenth of the speech (the default) they stay two."""
+    from em.diarization.cluster import Settings, diarize
+    from test_diarization import purity, speakers
+    X, truth = speakers(n_spk=2, turns=4)
+    X, truth = X[:1700], truth[:1700]
+    assert (np.bincount(truth) < Settings().min_speaker_frames).all()
+    runs = {share: diarize(X, Settings(initial_clusters=6, M=5, min_speaker_share=share))
+            for share in (0.1, 1.0)}
+    assert len(runs[1.0].gmms) == 1
+    assert len(runs[0.1].gmms) == 2 and purity(runs[0.1].labels, truth) > 0.95

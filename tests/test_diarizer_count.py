@@ -29,13 +29,26 @@ _spec.loader.exec_module(cluster_cli)
 def test_bounds_keep_the_estimate_within_them(bounds, count):
     X, _ = speakers()                               # 3 well-separated speakers
     steps = []
-    s = Settings(initial_clusters=8, M=5, initialization="uniform", **bounds)   # the rule alone
+    s = Settings(initial_clusters=8, M=5, initialization="uniform", merge_score="bic",
+                 **bounds)                          # the rule alone
     r = diarize(X, s, progress=steps.append)
     assert len(r.gmms) == count == len(np.unique(r.labels))
     assert s.count == "bounded"
     forced = [st for st in steps if st.merged and st.per_frame <= s.merge_threshold]
     assert bool(forced) == (count < 3)              # merged on past the rule's stop
     assert (steps[-1].merged is None) == (count <= 3)   # stopped by the rule, not min_speakers
+
+
+@pytest.mark.parametrize("bounds, count", [({"max_speakers": 2}, 2), ({"min_speakers": 4}, 4),
+                                           ({"min_speakers": 2, "max_speakers": 5}, 3)])
+def test_bounds_keep_the_clr_gap_within_them(bounds, count):
+    """The CLR's largest fall is looked for only between the bounds: merging goes on down to
+    min_speakers, never below."""
+    X, _ = speakers()
+    steps = []
+    r = diarize(X, Settings(initial_clusters=8, M=5, **bounds), progress=steps.append)
+    assert len(r.gmms) == count == len(np.unique(r.labels))
+    assert min(st.clusters for st in steps) == bounds.get("min_speakers", 1) + 1
 
 
 def test_diarize_rejects_contradicting_counts():

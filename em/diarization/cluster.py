@@ -18,13 +18,20 @@
    the largest BIC gain over the candidate pairs (all, or the ``KL_ntop`` closest by a
    symmetric KL divergence between moment-matched Gaussians); its gain is that of a merged GMM
    with M1 + M2 components trained on both clusters' frames (:func:`em.compute_distance_BIC`).
-   While the smallest cluster has fewer than ``min_speaker_frames`` frames (too little
-   speech for a speaker; pyannote's ``min_cluster_size``) it is merged into its closest
-   whatever the score.  Otherwise merge while the pair's CLR exceeds ``clr_threshold``
-   (``'clr'``) or its gain per frame exceeds ``merge_threshold`` (``'bic'``; 0 is the classic
-   penalty-free rule), or while there are more clusters than ``max_speakers``, and never below
-   ``min_speakers``; with a known ``speakers`` count, merge down to it whatever the gains.
-   Re-segment and retrain ``num_seg_iters`` times; repeat.
+   While the smallest cluster has fewer than ``min_speaker_frames`` frames, or than
+   ``min_speaker_share`` of all (too little speech for a speaker; pyannote's
+   ``min_cluster_size``, which it too caps at a tenth on short recordings) it is merged into
+   its closest whatever the score.  Otherwise, with the count estimated and ``'clr'``: with
+   ``count_rule = 'gap'`` merge down to ``min_speakers`` (or one cluster) and keep the clusters
+   before the largest fall of the best pair's CLR from one merge to the next (a scale-free
+   stop: the CLR's level moves with the voices and channel, its fall at the first merge of two
+   speakers less so), never before a merge whose CLR exceeds ``clr_threshold``, and one
+   cluster when the last merge gains by the ``'bic'`` rule (one speaker alone); with
+   ``'threshold'`` merge while the CLR exceeds ``clr_threshold``.  With ``'bic'`` merge while
+   the gain per frame exceeds ``merge_threshold`` (0 is the classic penalty-free rule).  Merge
+   on while there are more clusters than ``max_speakers``, never below ``min_speakers``; with a
+   known ``speakers`` count, merge down to it whatever the gains.  Re-segment and retrain
+   ``num_seg_iters`` times after each merge; repeat.
 """
 from __future__ import annotations
 
@@ -86,6 +93,7 @@ class Result:
     labels: np.ndarray                 # (N,) cluster index per frame, 0..K-1
     gmms: list
     steps: list = field(default_factory=list)
+    note: str = ""                     # how the count was chosen, where a rule chose it
 
 
 def _train(X, M, s: Settings, rng) -> GMM:
@@ -206,13 +214,15 @@ def _diarize(X, s, progress, ubm):
             for Xk in (X[labels == k] for k in range(labels.max() + 1))]
     low, _ = s.speaker_range(len(gmms))
     labels, gmms = _refine(X, labels, gmms, s, rng, s.num_seg_iters_init, low)
-    steps = []
+    steps, stops = [], []               # stops: (the CLR's fall, from, to, labels, gmms)
     low, high = s.speaker_range(len(gmms))
+    gap = s.merge_score == "clr" and s.count_rule == "gap" and low < high
+    fewest = min(s.min_speaker_frames, s.min_speaker_share * N)
     while len(gmms) > low:
         parts = [X[labels == k] for k in range(len(gmms))]
         own = [float(g.score(d).sum()) for g, d in zip(gmms, parts)]
         counts = np.bincount(labels, minlength=len(gmms))
-        small = int(counts.argmin()) if counts.min() < s.min_speaker_frames else None
+        small = int(counts.argmin()) if counts.min() < fewest else None
         best = (-np.inf, None, None)
         pairs, clr = _candidates(X, labels, gmms, s, ubm, small)
         for a, b in pairs:
@@ -225,6 +235,12 @@ def _diarize(X, s, progress, ubm):
         per_frame = gain / (len(parts[pair[0]]) + len(parts[pair[1]]))
         alike = clr > s.clr_threshold if clr is not None else per_frame > s.merge_threshold
         go = alike or len(gmms) > high or small is not None
+        if gap and not go:              # a candidate stop (after a merge): merge on
+            if steps and not (len(gmms) == 2 and per_frame > s.merge_threshold):
+                before = steps[-1].clr
+                stops.append((before - clr, before, clr, labels,
+                              [_unscaled(g, 0.0, 1.0) for g in gmms]))
+            go = True
         step = Step(len(gmms), float(gain), float(per_frame), pair if go else None, clr)
         steps.append(step)
         if progress:
@@ -237,7 +253,15 @@ def _diarize(X, s, progress, ubm):
         labels = np.where(labels == b, a, labels)
         labels = np.where(labels > b, labels - 1, labels)
         labels, gmms = _refine(X, labels, gmms, s, rng, s.num_seg_iters, low)
-    return Result(labels, gmms, steps)
+    note = ""
+    if gap and len(gmms) == 1 and steps[-1].per_frame > s.merge_threshold:
+        note = (f"one speaker: the last merge's delta-BIC per frame, {steps[-1].per_frame:+.3f}, "
+                "passes merge_threshold")
+    elif stops:
+        _, before, clr, labels, gmms = max(stops, key=lambda stop: stop[0])
+        note = (f"kept {len(gmms)} clusters: the best pair's CLR fell most there, from "
+                f"{before:+.2f} to {clr:+.2f}")
+    return Result(labels, gmms, steps, note)
 
 
 def _refine(X, labels, gmms, s: Settings, rng, rounds: int, keep: int):

@@ -253,6 +253,8 @@ def run(cfg: Config, out=print, plot=None, seed: int = 0) -> dict:
         except ValueError as exc:                  # a GMM cannot be trained on these frames
             raise DiarizerError(f"{cfg.mfcc_feats or cfg.audio_file}: cannot cluster its "
                                 f"speech frames ({exc})") from None
+    if result.note:
+        out(f"  {result.note}")
     reseeded = sum(issubclass(w.category, EMWarning) for w in caught)
     for w in caught:
         if not issubclass(w.category, EMWarning):

@@ -59,8 +59,16 @@ class Settings:
     min_speaker_frames: int = _key(1000, "a cluster with fewer frames is merged into its "
                                    "closest whatever the score: too little speech to be a "
                                    "speaker (0: off)", range=(0, None))
-    clr_threshold: float = _key(1.6, "merge_score = clr: merge while the best pair's CLR "
-                                "exceeds this (the count estimated)", range=(-20.0, 20.0))
+    min_speaker_share: float = _key(0.1, "min_speaker_frames is at most this share of the "
+                                    "recording's speech frames (short recordings)",
+                                    range=(0.0, 1.0))
+    count_rule: str = _key("gap", "merge_score = clr, count estimated: gap (merge down, keep "
+                           "the clusters before the largest fall of the best pair's CLR) or "
+                           "threshold (merge while it exceeds clr_threshold)",
+                           choices=("gap", "threshold"))
+    clr_threshold: float = _key(1.6, "merge_score = clr: a pair whose CLR exceeds this is "
+                                "merged (count_rule = threshold: merge while the best pair's "
+                                "does)", range=(-20.0, 20.0))
     merge_threshold: float = _key(-0.05, "merge_score = bic: merge while the best pair's "
                                   "delta-BIC per frame exceeds this (0: the classic rule, "
                                   "merge while it is positive)", range=(-10.0, 10.0))
