@@ -18,10 +18,10 @@
    the largest BIC gain over the candidate pairs (all, or the ``KL_ntop`` closest by a
    symmetric KL divergence between moment-matched Gaussians); its gain is that of a merged GMM
    with M1 + M2 components trained on both clusters' frames (:func:`em.compute_distance_BIC`).
-   While the smallest cluster has fewer than ``min_speaker_frames`` frames, or than
-   ``min_speaker_share`` of all (too little speech for a speaker; pyannote's
-   ``min_cluster_size``, which it too caps at a tenth on short recordings) it is merged into
-   its closest whatever the score.  Otherwise, with the count estimated and ``'clr'``: with
+   While the smallest cluster has fewer than ``min_speaker_frames`` frames (too little speech
+   for a speaker; pyannote's ``min_cluster_size``) or, with the count not given, than
+   ``min_speaker_share`` of all (pyannote too caps it at a tenth on short recordings, whose
+   speakers may all have less) it is merged into its closest whatever the score.  Otherwise, with the count estimated and ``'clr'``: with
    ``count_rule = 'gap'`` merge down to ``min_speakers`` (or one cluster) and keep the clusters
    before the largest fall of the best pair's CLR from one merge to the next (a scale-free
    stop: the CLR's level moves with the voices and channel, its fall at the first merge of two
@@ -217,7 +217,8 @@ def _diarize(X, s, progress, ubm):
     steps, stops = [], []               # stops: (the CLR's fall, from, to, labels, gmms)
     low, high = s.speaker_range(len(gmms))
     gap = s.merge_score == "clr" and s.count_rule == "gap" and low < high
-    fewest = min(s.min_speaker_frames, s.min_speaker_share * N)
+    fewest = s.min_speaker_frames if s.count == "given" else \
+        min(s.min_speaker_frames, s.min_speaker_share * N)
     while len(gmms) > low:
         parts = [X[labels == k] for k in range(len(gmms))]
         own = [float(g.score(d).sum()) for g, d in zip(gmms, parts)]

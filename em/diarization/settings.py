@@ -59,9 +59,9 @@ class Settings:
     min_speaker_frames: int = _key(1000, "a cluster with fewer frames is merged into its "
                                    "closest whatever the score: too little speech to be a "
                                    "speaker (0: off)", range=(0, None))
-    min_speaker_share: float = _key(0.1, "min_speaker_frames is at most this share of the "
-                                    "recording's speech frames (short recordings)",
-                                    range=(0.0, 1.0))
+    min_speaker_share: float = _key(0.1, "with the count not given, min_speaker_frames is at "
+                                    "most this share of the recording's speech frames (short "
+                                    "recordings)", range=(0.0, 1.0))
     count_rule: str = _key("gap", "merge_score = clr, count estimated: gap (merge down, keep "
                            "the clusters before the largest fall of the best pair's CLR) or "
                            "threshold (merge while it exceeds clr_threshold)",
