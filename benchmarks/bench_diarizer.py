@@ -329,7 +329,7 @@ def devset_case(folder: Path, seeds: int, overrides: dict, only=None, prof=None,
 _BASE = {"resegmentation": "viterbi", "initialization": "changes", "extra_clusters": 2,
          "spectral_floor_db": 60, "merge_score": "clr", "relevance": 4.0,
          "min_speaker_frames": 1000, "min_speaker_share": 0.1, "count_rule": "gap",
-         "clr_threshold": 1.6}              # the defaults, spelled out
+         "clr_threshold": 2.5}              # the defaults, spelled out
 CANDIDATES = {                     # every key explicit: the recordings' files say the 2011 recipe
     "default": _BASE,
     "bic": {**_BASE, "merge_score": "bic"},
@@ -349,14 +349,15 @@ CANDIDATES = {                     # every key explicit: the recordings' files s
     "md50": {**_BASE, "min_duration": 50},
     # the count estimated (--count estimated): the CLR's largest fall (the default; a pair
     # above clr_threshold always merged), or merging while the CLR exceeds clr_threshold
-    **{f"clr{t:g}": {**_BASE, "clr_threshold": t} for t in (1.0, 2.5, 4.0)},
+    **{f"clr{t:g}": {**_BASE, "clr_threshold": t} for t in (1.0, 1.6, 4.0)},
     **{f"thr{t:g}": {**_BASE, "count_rule": "threshold", "clr_threshold": t}
        for t in (1.3, 1.6, 2.0)},
-    "thr1.6_share1": {**_BASE, "count_rule": "threshold", "min_speaker_share": 1.0},
+    "thr1.6_share1": {**_BASE, "count_rule": "threshold", "clr_threshold": 1.6,
+                      "min_speaker_share": 1.0},               # the first session's default
 }
 # the grid each --count compares by default (the CLR stop acts only with the count estimated)
 GRIDS = {"given": [n for n in CANDIDATES if not n.startswith(("clr", "thr"))],
-         "estimated": ["default", "share1", "bic", "clr1", "clr2.5", "clr4", "thr1.3", "thr1.6",
+         "estimated": ["default", "share1", "bic", "clr1", "clr1.6", "clr4", "thr1.3", "thr1.6",
                        "thr2", "thr1.6_share1", "small600", "rel10"]}
 # DER targets (±0.25 s collar, overlap not scored): clean two-speaker recordings, other
 # two-speaker ones and the bundled sample's, every recording; worst seed minus median
@@ -612,6 +613,7 @@ def _int_or_auto(text: str):
 
 
 def main(argv=None):
+    global UBM_ARGS                     # --ubm-gaussians
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cases", default=None,
                    help=f"comma-separated, of {','.join(CASES)},devset (default: all; devset "
@@ -648,6 +650,9 @@ def main(argv=None):
                    help="train the diarizer's UBM on every recording of the development set "
                    "(UBM_ARGS), write it to PATH and stop; the shipped one: "
                    "--build-ubm em/diarization/ubm.h5")
+    p.add_argument("--ubm-gaussians", type=int, default=int(UBM_ARGS[1]), metavar="M",
+                   help="loso and --build-ubm: Gaussians of the UBMs trained (default "
+                   f"{UBM_ARGS[1]}, the shipped UBM's)")
     p.add_argument("--profile", action="store_true", help="cProfile the runs, print the top 25")
     p.add_argument("--cli", action="store_true",
                    help="also time examples/cluster.py end to end on the tiled recording")
@@ -664,6 +669,7 @@ def main(argv=None):
         extra = dict(parse_candidate(c) for c in a.candidate)
     except ValueError as exc:
         p.error(str(exc))
+    UBM_ARGS = ("-M", str(a.ubm_gaussians), *UBM_ARGS[2:])
     if a.build_ubm:
         every = _recordings(a.devset, None)
         if not every:

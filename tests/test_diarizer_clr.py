@@ -111,7 +111,7 @@ def test_the_gap_rule_keeps_the_clusters_before_the_largest_fall_of_the_clr():
     from em.diarization.cluster import Settings, diarize
     from test_diarization import purity, speakers
     X, truth = speakers()                           # three voices
-    for threshold in (1.6, 20.0):                   # 20: no merge exempt from the stop
+    for threshold in (Settings().clr_threshold, 20.0):  # 20: no merge exempt from the stop
         steps = []
         s = Settings(initial_clusters=8, M=5, clr_threshold=threshold)
         r = diarize(X, s, progress=steps.append)

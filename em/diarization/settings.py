@@ -66,7 +66,7 @@ class Settings:
                            "the clusters before the largest fall of the best pair's CLR) or "
                            "threshold (merge while it exceeds clr_threshold)",
                            choices=("gap", "threshold"))
-    clr_threshold: float = _key(1.6, "merge_score = clr: a pair whose CLR exceeds this is "
+    clr_threshold: float = _key(2.5, "merge_score = clr: a pair whose CLR exceeds this is "
                                 "merged (count_rule = threshold: merge while the best pair's "
                                 "does)", range=(-20.0, 20.0))
     merge_threshold: float = _key(-0.05, "merge_score = bic: merge while the best pair's "
