@@ -310,3 +310,12 @@ def test_statistics_about_other_shifts_are_moved_before_they_add_up():
         np.testing.assert_allclose(getattr(total, name), getattr(whole, name), rtol=1e-12,
                                    atol=1e-9, err_msg=name)
     assert total.loglik == pytest.approx(whole.loglik, rel=1e-12)
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 4096, 4097])
+def test_the_bulk_quartiles_are_numpys_percentiles(n):
+    """The blur check's quartiles (a sort and a lerp, for speed) are np.percentile's."""
+    from em.backends.base import _quartiles
+    rows = np.random.default_rng(n).standard_cauchy(size=(n, 7))
+    np.testing.assert_allclose(_quartiles(np.sort(rows, axis=0)),
+                               np.percentile(rows, [25, 50, 75], axis=0), rtol=1e-12)

@@ -76,6 +76,16 @@ def _centre_blurs(center, means, var, dtype: str) -> bool:
     return bool(np.any((blur > CENTRE_BLUR * sd) & (blur > 2 * u * (np.abs(means) + sd))))
 
 
+def _quartiles(sorted_rows: np.ndarray) -> np.ndarray:
+    """np.percentile(rows, [25, 50, 75], axis=0) of rows sorted along axis 0 (a sort and a
+    lerp: 5x faster than np.percentile's partitions along axis 0, called on every prepare)."""
+    pos = np.array([0.25, 0.5, 0.75]) * (len(sorted_rows) - 1)
+    lo = np.floor(pos).astype(np.intp)
+    hi = np.minimum(lo + 1, len(sorted_rows) - 1)
+    a, b = sorted_rows[lo], sorted_rows[hi]
+    return a + (b - a) * (pos - lo)[:, None]
+
+
 def _mean_blurs_bulk(X: np.ndarray, center: np.ndarray) -> bool:
     """Whether far values dragged the mean so far that x - mean in X's dtype blurs the bulk
     of the data (its median and interquartile spread, on at most ~4096 rows): then no pass
@@ -83,8 +93,8 @@ def _mean_blurs_bulk(X: np.ndarray, center: np.ndarray) -> bool:
     choice :meth:`Backend.fit_centre` makes from a pass would hang on rounding noise)."""
     if not len(X) or not center.any():
         return False
-    rows = np.asarray(X[::max(1, len(X) // 4096)], dtype=np.float64)
-    q1, median, q3 = np.percentile(rows, [25, 50, 75], axis=0)
+    rows = np.sort(np.asarray(X[::max(1, len(X) // 4096)], dtype=np.float64), axis=0)
+    q1, median, q3 = _quartiles(rows)
     return _centre_blurs(center, median[None], ((q3 - q1) / 1.349)[None] ** 2,
                          X.dtype.name)
 
