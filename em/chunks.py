@@ -15,8 +15,8 @@ import os
 import numpy as np
 
 from em.backends.base import Backend, Prepared
+from em.backends.rows import rows_at
 from em.contract import Stats
-from em.sources import rows_at
 from em.validation import check_data
 
 CHUNK_MB = float(os.environ.get("EM_CHUNK_MB", 64))

@@ -15,8 +15,8 @@ import operator
 import numpy as np
 
 from em.backends.base import Backend, Prepared
+from em.backends.rows import rows_at
 from em.contract import Stats
-from em.sources import rows_at
 
 
 def _backend(name):

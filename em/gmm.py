@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from em import backends, fit as driver
+from em.io import gmm_npz
 from em.models import gaussian as G
 from em.models.gmm import EM, GaussianParams, pooled_cov
 from em.seeding import data_moments, distinct_rows
@@ -231,17 +232,18 @@ class GMM:
 
     # -- persistence ---------------------------------------------------------------------
     def save(self, path) -> str:
-        """Write the parameters to a ``.npz`` file (see :mod:`em.persist`) and return its path:
+        """Write the parameters to a ``.npz`` file (:mod:`em.io.gmm_npz`) and return its path:
         like numpy, ``.npz`` is appended to a path without it (``'model'`` -> ``'model.npz'``)."""
-        from em.persist import save_gmm
-        return save_gmm(self, path)
+        return gmm_npz.write(path, self.cvtype, self._get("weights"), self._get("means"),
+                             self._get("covars"), self.reg_covar)
 
     @classmethod
     def load(cls, path, backend: str = "auto") -> "GMM":
         """Read a model written by :meth:`save`; ``'model'`` reads ``'model.npz'`` when there
-        is no ``'model'``."""
-        from em.persist import load_gmm
-        return load_gmm(path, backend=backend)
+        is no ``'model'``.  Not a model file: ValueError naming it; no file: OSError."""
+        a = gmm_npz.read(path)
+        return cls(a["M"], a["D"], a["cvtype"], a["means"], a["covars"], a["weights"],
+                   reg_covar=a["reg_covar"], backend=backend)
 
 
 def _check_var_floor(var_floor) -> float | None:

@@ -536,7 +536,7 @@ def test_load_empty_file_raises(tmp_path):
 
 
 def test_load_npy_file_raises_value_error(tmp_path):
-    """persist.load_gmm: 'a malformed file is a ValueError' -- also a plain .npy array file."""
+    """GMM.load: a malformed file is a ValueError -- also a plain .npy array file."""
     path = tmp_path / "array.npy"
     np.save(path, np.arange(6.0))
     with pytest.raises(ValueError):

@@ -109,7 +109,7 @@ def _numpy_loader() -> Backend:
 
 def _cuda_loader() -> Backend:
     from em.backends.cuda_backend import load_backend
-    return load_backend()
+    return load_backend(fallback=lambda: get_backend("c"))
 
 
 def _c_loader() -> Backend:

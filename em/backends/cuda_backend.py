@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import warnings
+from typing import Callable
 
 import numpy as np
 
 from em.backends.base import Backend, BackendUnavailable, Prepared
+from em.backends.numpy_backend import NumpyBackend
 from em.contract import ScoringForm, Stats
 from em.specializer import tuning
 from em.specializer.render import render
@@ -61,7 +63,8 @@ class CudaBackend(Backend):
 
     name = "cuda"
 
-    def __init__(self, variant: str | None = None):
+    def __init__(self, variant: str | None = None,
+                 fallback: Callable[[], Backend] | None = None):
         import pycuda.autoinit  # noqa: F401  (creates the context on device 0)
         import pycuda.driver as drv
         import pycuda.gpuarray as gpuarray
@@ -70,6 +73,8 @@ class CudaBackend(Backend):
         dev = drv.Context.get_device()
         self.device = f"{dev.name()} sm_{''.join(map(str, dev.compute_capability()))}"
         self.variant = variant
+        # what runs a problem whose kernel does not build: the registry passes its C backend
+        self._fallback = fallback or NumpyBackend
         self._modules: dict[tuple, dict] = {}
         self._choices: dict[str, str] = {}
 
@@ -99,11 +104,6 @@ class CudaBackend(Backend):
                 "tag": hashlib.sha256((source + self.device).encode()).hexdigest()[:12],
             }
         return self._modules[key]
-
-    @staticmethod
-    def _fallback() -> Backend:
-        from em.backends import get_backend
-        return get_backend("c")
 
     def _choose(self, mod, kernel, prep, form, run) -> str:
         key = tuning.problem_key("cuda", kernel, form.M, form.D, form.cvtype,
@@ -233,13 +233,13 @@ class CudaBackend(Backend):
         return self._score(prep, form, "argmax")[2]
 
 
-def load_backend() -> CudaBackend:
+def load_backend(fallback: Callable[[], Backend] | None = None) -> CudaBackend:
     """Registry loader: pycuda importable and a CUDA GPU present, else BackendUnavailable."""
     try:
         import pycuda  # noqa: F401
     except ImportError:
         raise BackendUnavailable("pycuda is not installed (pip install -e '.[cuda]')") from None
     try:
-        return CudaBackend()
+        return CudaBackend(fallback=fallback)
     except Exception as exc:            # pycuda raises its own driver errors: no GPU, no driver
         raise BackendUnavailable(f"no usable CUDA GPU ({type(exc).__name__}: {exc})") from None

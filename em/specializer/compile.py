@@ -36,17 +36,22 @@ from pathlib import Path
 from filelock import FileLock
 
 from em.specializer.cache import kernel_dir
-from em.specializer.target import march
 
 CFLAGS = ["-O3", "-fopenmp", "-fPIC", "-std=c++17", "-fno-math-errno", "-fno-trapping-math",
           "-ffp-contract=fast", "-w"]
 LDFLAGS = ["-shared", "-fopenmp"]
 LOCK_TIMEOUT_S = 600
 ANNOUNCE_AFTER_S = 1.0
+MARCH_VAR = "EM_MARCH"
 
 
 class CompileError(RuntimeError):
     """The compiler rejected a kernel; the message carries its output."""
+
+
+def march() -> str:
+    """The -march of every kernel: $EM_MARCH, else native."""
+    return os.environ.get(MARCH_VAR, "").strip() or "native"
 
 
 def cflags() -> list[str]:

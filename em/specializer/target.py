@@ -30,10 +30,11 @@ import warnings
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
+from em.specializer import compile as cc
 from em.specializer.cache import cache_dir
+from em.specializer.compile import MARCH_VAR, march  # noqa: F401 (target.MARCH_VAR kept)
 
 WIDTH_VAR = "EM_VECTOR_BYTES"
-MARCH_VAR = "EM_MARCH"
 WIDTHS = (16, 32, 64)
 
 # (macro, isa, native vector bytes); the first macro the compiler defines wins
@@ -83,10 +84,6 @@ def from_macros(macros: set[str], march: str, vector_bytes: int | None = None) -
     registers = 32 if isa == "avx512" or "__aarch64__" in macros else 16
     fma = "__FMA__" in macros or "__ARM_FEATURE_FMA" in macros
     return Target(isa, native, registers, fma, vector_bytes or native, march)
-
-
-def march() -> str:
-    return os.environ.get(MARCH_VAR, "").strip() or "native"
 
 
 def width_override() -> int | None:
@@ -139,7 +136,6 @@ def detect(vector_bytes: int | None = None) -> Target:
 
     Raises :class:`em.specializer.compile.CompileError` when there is no usable compiler.
     """
-    from em.specializer import compile as cc
     tc = cc.toolchain()
     try:
         native = _native(tc.cc, cc.compiler_id(), cc.cpu_id(), march())
