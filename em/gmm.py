@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from em import backends, fit as driver
+from em.backends.routing import route
 from em.io import gmm_npz
 from em.models import gaussian as G
 from em.models.gmm import EM, GaussianParams, pooled_cov
 from em.seeding import data_moments, distinct_rows
-from em.sources import route
 from em.validation import (check_cvtype, check_params, check_int, check_real,
                            check_sample_weight)
 

@@ -18,13 +18,13 @@ from typing import NamedTuple
 import numpy as np
 
 from em import backends, fit as driver, seeding
+from em.backends.routing import in_memory, route
 from em.contract import Stats
 from em.fit import EMWarning
 from em.models import gaussian as G
 from em.models.gmm import EM, GaussianParams, pooled_cov
 from em.models.kmeans import Kmeans as KmeansModel, KmeansParams, centre_form
 from em.models.variational import Prior, Variational, VariationalParams
-from em.sources import in_memory, route
 from em.validation import check_int, check_real
 
 COVARIANCE_TYPES = ("full", "diag", "spherical")
@@ -529,7 +529,7 @@ class _Placed(NamedTuple):
 
 
 def _placed(backend, points, D, name) -> _Placed:
-    """``points`` routed (:func:`em.sources.route`) and prepared; already placed points (a
+    """``points`` routed (:func:`em.backends.routing.route`) and prepared; already placed points (a
     model fitted inside another's initialisation) as they are."""
     if isinstance(points, _Placed):
         return points

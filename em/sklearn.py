@@ -11,7 +11,7 @@ k-means on the squared centre shift, scaled as scikit-learn scales it), the same
 count.  The variational M-step and lower bound are scikit-learn's own methods.
 
 ``fit`` also takes X on disk (``np.memmap``, ``np.load(..., mmap_mode='r')``, an h5py dataset)
-or in a dask array: the passes run where X lies (:mod:`em.sources`), scikit-learn's checks and
+or in a dask array: the passes run where X lies (:mod:`em.backends.routing`), scikit-learn's checks and
 initialisation run on at most :data:`INIT_ROWS` of its rows drawn at random (all of them when X
 has fewer), and ``predict`` / ``predict_proba`` / ``score_samples`` / ``score`` score such X
 where it lies too.
@@ -36,12 +36,12 @@ from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from em import backends, fit as driver
+from em.backends.routing import in_memory, route
 from em.models import gaussian as G
 from em.models.gmm import EM, GaussianParams
 from em.models.kmeans import Kmeans as _KmeansModel, centre_form
 from em.models.variational import Variational, VariationalParams, expected_log_weights
 from em.seeding import data_moments
-from em.sources import in_memory, route
 
 TESTED = ((1, 7), (1, 10))
 """scikit-learn versions this module is tested with: from the first, below the second (it

@@ -124,9 +124,9 @@ def test_adapt_on_emulated_cuda(ubm, params, monkeypatch):
 
 
 def test_adapt_reads_data_on_disk(ubm, tmp_path, monkeypatch):
-    import em.chunks
+    import em.backends.chunked
     h5py = pytest.importorskip("h5py")
-    monkeypatch.setattr(em.chunks, "CHUNK_MB", 0.002)          # ~80 rows a chunk
+    monkeypatch.setattr(em.backends.chunked, "CHUNK_MB", 0.002)          # ~80 rows a chunk
     Y = speaker()
     want = reynolds(ubm, Y, 16.0, "wmv")
     np.save(tmp_path / "y.npy", Y)
@@ -252,7 +252,7 @@ def test_train_ubm_reads_the_frames_once_per_training(tmp_path, monkeypatch):
     import importlib.util
     from pathlib import Path
 
-    import em.chunks
+    import em.backends.chunked
     root = Path(__file__).resolve().parents[1]
     spec = importlib.util.spec_from_file_location("train_ubm", root / "examples" / "train_ubm.py")
     train_ubm = importlib.util.module_from_spec(spec)
@@ -261,8 +261,8 @@ def test_train_ubm_reads_the_frames_once_per_training(tmp_path, monkeypatch):
     from em.io import read_htk, write_htk
     write_htk(tmp_path / "in" / "a.htk", read_htk(root / "examples" / "data" / "sample.htk")[0])
     prepared = []
-    real = em.chunks.Chunked.prepare
-    monkeypatch.setattr(em.chunks.Chunked, "prepare",
+    real = em.backends.chunked.Chunked.prepare
+    monkeypatch.setattr(em.backends.chunked.Chunked, "prepare",
                         lambda self, *a, **k: prepared.append(1) or real(self, *a, **k))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -1,4 +1,4 @@
-"""Dask (em.distributed): EM over a dask array on a LocalCluster of worker processes."""
+"""Dask (em.backends.distributed): EM over a dask array on a LocalCluster of worker processes."""
 from __future__ import annotations
 
 import os
@@ -13,7 +13,7 @@ from distributed import Client, LocalCluster, futures_of
 
 import em.mixture
 from em import GMM, backends
-from em.distributed import Dask
+from em.backends.distributed import Dask
 
 
 def frames(N, D, seed=0):

@@ -82,5 +82,20 @@ def test_the_walk_sees_imports_inside_functions():
     graph = {"em.a": {"em.b"}, "em.b": {"em.a"}, "em.c": {"em.a"}}
     assert cycles(graph) == [["em.a", "em.b"]]
     known = modules()
-    assert "em.backends.rows" in imported("em.chunks", known["em.chunks"], known)
-    assert "em.chunks" in imported("em.sources", known["em.sources"], known)  # in route()
+    assert "em.backends.rows" in imported("em.backends.chunked", known["em.backends.chunked"],
+                                          known)
+    assert "em.backends.chunked" in imported("em.backends.routing",       # inside route()
+                                             known["em.backends.routing"], known)
+
+
+def test_the_kept_import_paths_name_the_same_objects():
+    import em.backends.chunked
+    import em.backends.distributed
+    import em.backends.routing
+    import em.chunks
+    import em.distributed
+    import em.sources
+    assert em.chunks.Chunked is em.backends.chunked.Chunked
+    assert em.chunks.DiskRows is em.backends.chunked.DiskRows
+    assert em.distributed.Dask is em.backends.distributed.Dask
+    assert em.sources.route is em.backends.routing.route

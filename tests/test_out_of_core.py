@@ -1,11 +1,11 @@
-"""Out-of-core training (em.chunks): on-disk arrays stream through the backends in chunks."""
+"""Out-of-core training (em.backends.chunked): on-disk arrays stream through the backends in chunks."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import zarr
 
-import em.chunks
+import em.backends.chunked
 import em.mixture
 from em import GMM
 
@@ -39,7 +39,7 @@ def test_memmap_h5py_and_zarr_give_the_in_memory_result(tmp_path, cvtype, monkey
                     dtype=X.dtype)[:] = X
     ref = GMM(4, X.shape[1], cvtype, seed=3)
     ll = ref.train(X, 6)
-    monkeypatch.setattr(em.chunks, "CHUNK_MB", 0.25)          # ~5000 rows a chunk
+    monkeypatch.setattr(em.backends.chunked, "CHUNK_MB", 0.25)          # ~5000 rows a chunk
     runs = [np.load(tmp_path / "x.npy", mmap_mode="r"), zarr.open_array(tmp_path / "x.zarr")]
     with h5py.File(tmp_path / "x.h5", "r") as f:
         runs.append(f["x"])
@@ -60,7 +60,7 @@ def test_memmap_h5py_and_zarr_give_the_in_memory_result(tmp_path, cvtype, monkey
 def test_the_array_is_read_a_chunk_at_a_time_and_never_whole(monkeypatch):
     X = data(N=40000, dtype=np.float32)
     source = Recorder(X)
-    monkeypatch.setattr(em.chunks, "CHUNK_MB", 0.1)           # 4369 rows of 6 float32
+    monkeypatch.setattr(em.backends.chunked, "CHUNK_MB", 0.1)           # 4369 rows of 6 float32
     rows = int(0.1 * 2**20) // (6 * 4)
     g = GMM(3, 6, "diag", seed=0)
     g.train(source, 4)
@@ -74,7 +74,7 @@ def test_the_array_is_read_a_chunk_at_a_time_and_never_whole(monkeypatch):
 def test_bad_values_in_a_late_chunk_are_named(monkeypatch):
     X = data(N=20000)
     X[19999, 2] = np.nan
-    monkeypatch.setattr(em.chunks, "CHUNK_MB", 0.1)
+    monkeypatch.setattr(em.backends.chunked, "CHUNK_MB", 0.1)
     with pytest.raises(ValueError, match=r"rows \d+\.\.20000 contains NaN"):
         GMM(2, X.shape[1], "diag", seed=0).train(Recorder(X), 2)
     with pytest.raises(ValueError, match=r"shape \(20000, 6\) but the model has D=5"):
@@ -97,7 +97,7 @@ def test_the_model_family_fits_and_scores_arrays_on_disk(tmp_path, make, monkeyp
     np.save(tmp_path / "x.npy", X)
     np.save(tmp_path / "t.npy", Xt)
     ref = make().fit(X, Xt, n_iter_max=12)
-    monkeypatch.setattr(em.chunks, "CHUNK_MB", 0.1)           # ~2200 rows a chunk
+    monkeypatch.setattr(em.backends.chunked, "CHUNK_MB", 0.1)           # ~2200 rows a chunk
     disk, disk_t = (np.load(tmp_path / f, mmap_mode="r") for f in ("x.npy", "t.npy"))
     m = make().fit(disk, disk_t, n_iter_max=12)
     np.testing.assert_allclose(m.convergence_criterion_test, ref.convergence_criterion_test,

@@ -215,10 +215,10 @@ def _fitted_attributes(est):
 
 @pytest.mark.parametrize("name", ESTIMATORS)
 def test_estimators_fit_and_score_arrays_on_disk_as_in_memory(tmp_path, name, monkeypatch):
-    import em.chunks
+    import em.backends.chunked
     X = blobs(n=3000, D=4, seed=7)
     np.save(tmp_path / "x.npy", X)
-    monkeypatch.setattr(em.chunks, "CHUNK_MB", 0.02)           # 655 rows a chunk
+    monkeypatch.setattr(em.backends.chunked, "CHUNK_MB", 0.02)           # 655 rows a chunk
     disk = np.load(tmp_path / "x.npy", mmap_mode="r")
     ref, est = ESTIMATORS[name]().fit(X), ESTIMATORS[name]()
     labels = est.fit_predict(disk)
