@@ -13,7 +13,8 @@ A model supplies small hooks and never touches data (``em.models``):
   (the worst-explained samples; n: the number of samples).
 
 Each iteration is one fused pass of the backend over the training data (plus a scoring pass
-over the test data when there is one), so the N x K responsibilities never exist.
+over the test data when there is one), so the N x K responsibilities never exist.  ``stop``
+is one of the named rules at the end of this module (every front end's).
 """
 from __future__ import annotations
 
@@ -110,3 +111,50 @@ def finite(ll: float) -> float:
             f"log-likelihood is {ll}: some sample has zero density under every component "
             "(check the data scale, reg_covar and the initial parameters)")
     return float(ll)
+
+
+# -- stop rules: ``run``'s ``stop``, given the tracked criterion of each iteration so far ------
+def never(history) -> bool:
+    """Run the fixed number of iterations."""
+    return False
+
+
+def change(history, scale: float = 1.0, start: float | None = None) -> float | None:
+    """The criterion's last change over ``scale`` (the first iteration's from ``start``; None
+    when there is nothing to compare with)."""
+    if len(history) > 1:
+        return history[-1] / scale - history[-2] / scale
+    return None if start is None else history[-1] / scale - start
+
+
+def change_below(tol: float, scale: float = 1.0, start: float | None = None):
+    """Stop when the criterion over ``scale`` changed by less than ``tol`` either way
+    (scikit-learn's rule, per sample; the first iteration against ``start`` when given)."""
+    def stop(history):
+        last = change(history, scale, start)
+        return last is not None and abs(last) < tol
+    return stop
+
+
+def relative_change_below(tol: float, floor: float, min_iters: int = 0):
+    """Stop, after ``min_iters`` updates, when the criterion changed by at most ``tol`` of its
+    size (at least ``floor``): the PyCASP GMM's rule."""
+    def stop(history):
+        it = len(history) - 1
+        return it > 0 and it >= min_iters and \
+            abs(history[-1] - history[-2]) <= tol * max(abs(history[-1]), floor)
+    return stop
+
+
+def patience_below(tol: float, scale: float, patience: int):
+    """Stop the (``patience`` + 1)-th time the criterion over ``scale`` grew by less than
+    ``tol`` (a fall counts too): megamix's rule."""
+    waited = 0
+
+    def stop(history):
+        nonlocal waited
+        if len(history) > 1 and (history[-1] - history[-2]) / scale < tol:
+            waited += 1
+            return waited > patience
+        return False
+    return stop

@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from em import backends, fit as driver
-from em.backends.routing import route
+from em.backends.routing import placed
 from em.io import gmm_npz
 from em.models import gaussian as G
 from em.models.gmm import EM, GaussianParams, pooled_cov
 from em.seeding import data_moments, distinct_rows
-from em.validation import (check_cvtype, check_params, check_int, check_real,
-                           check_sample_weight)
+from em.validation import check_cvtype, check_params, check_int, check_real
 
 
 class Components:
@@ -124,8 +123,7 @@ class GMM:
         before its update; returning True makes that update the last (it is still applied).
         """
         var_floor = self.var_floor if var_floor is ... else _check_var_floor(var_floor)
-        backend, X = route(self.backend, data, self.D)
-        weight = check_sample_weight(sample_weight, X.shape[0])
+        backend, prep = placed(self.backend, data, self.D, sample_weight=sample_weight)
         if num_iters is not None:
             n = check_int(num_iters, "num_iters", 0)
             tol, min_iters, max_iters = 0.0, n, n
@@ -135,18 +133,14 @@ class GMM:
                 self.min_iters if min_iters is None else min_iters,
                 self.max_iters if max_iters is None else max_iters)
         rng = self._rng if seed is None else np.random.default_rng(seed)
-        prep = backend.prepare(X, weight)
         if self._params is None:
             self._seed(backend, prep, rng)
         total_w = prep.total_weight
 
-        def stop(history):
-            it = len(history) - 1
-            return it > 0 and it >= min_iters and \
-                abs(history[-1] - history[-2]) <= tol * max(abs(history[-1]), total_w)
-
         res = driver.run(EM(self.cvtype, self.reg_covar, var_floor), self._gaussian(),
-                         backend, prep, max_iter=max_iters, stop=stop, score_last=loglik,
+                         backend, prep, max_iter=max_iters,
+                         stop=driver.relative_change_below(tol, total_w, min_iters),
+                         score_last=loglik,
                          on_iter=_each_iteration(callback, max_iters, total_w))
         self._set_params(res.params.weights, res.params.means, res.params.cov)
         self.n_iter_ = res.n_iter
@@ -171,10 +165,9 @@ class GMM:
                              f"(means) and 'v' (variances), got {params!r}")
         num_iters = check_int(num_iters, "num_iters")
         var_floor = self.var_floor if var_floor is ... else _check_var_floor(var_floor)
-        backend, X = route(self.backend, data, self.D)
-        prep = backend.prepare(X, check_sample_weight(sample_weight, X.shape[0]))
+        backend, prep = placed(self.backend, data, self.D, sample_weight=sample_weight)
         res = driver.run(MAP(prior, relevance, params, self.cvtype, self.reg_covar, var_floor),
-                         prior, backend, prep, max_iter=num_iters, stop=lambda h: False,
+                         prior, backend, prep, max_iter=num_iters, stop=driver.never,
                          score_last=False)
         out = GMM(self.M, self.D, self.cvtype, reg_covar=self.reg_covar,
                   var_floor=self.var_floor, tol=self.tol, min_iters=self.min_iters,
@@ -206,8 +199,7 @@ class GMM:
     # -- scoring -------------------------------------------------------------------------
     def _prepare(self, data):
         self._get("means")
-        backend, X = route(self.backend, data, self.D)
-        return backend, backend.prepare(X)
+        return placed(self.backend, data, self.D)
 
     def score(self, data) -> np.ndarray:
         """Per-sample log-likelihoods (N,), float64; sum or average them for totals.  Data on

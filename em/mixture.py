@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 from em import backends, fit as driver, seeding
-from em.backends.routing import in_memory, route
+from em.backends.routing import in_memory, placed
 from em.contract import Stats
 from em.fit import EMWarning
 from em.models import gaussian as G
@@ -131,17 +131,9 @@ class _Mixture(ABC):
         if saving is not None:
             _write_group(path, "w", "init", self)
 
-        waited = 0
-
-        def stop(history):
-            nonlocal waited
-            if n_iter_fix is not None or len(history) < 2:
-                return False
-            if (history[-1] - history[-2]) / norm < tol:
-                waited += 1
-                return waited > patience
-            return False
-
+        norm = (prep if test is None else test.prep).N
+        stop = driver.never if n_iter_fix is not None else \
+            driver.patience_below(tol, norm, patience)
         base = self.iter
 
         def on_iter(i, params, res):
@@ -154,7 +146,6 @@ class _Mixture(ABC):
                 self._params, self.iter = params, base + i
                 _write_group(path, "a", f"iter{base + i}", self)
 
-        norm = (prep if test is None else test.prep).N
         res = driver.run(model, self._params, backend, prep, max_iter=max_iter,
                          stop=stop, test=test, on_iter=on_iter)
         self._params = res.best if test is not None else res.params
@@ -529,12 +520,11 @@ class _Placed(NamedTuple):
 
 
 def _placed(backend, points, D, name) -> _Placed:
-    """``points`` routed (:func:`em.backends.routing.route`) and prepared; already placed points (a
-    model fitted inside another's initialisation) as they are."""
+    """``points`` routed and prepared (:func:`em.backends.routing.placed`); points already
+    placed (a model fitted inside another's initialisation) as they are."""
     if isinstance(points, _Placed):
         return points
-    backend, X = route(backend, points, D, name)
-    return _Placed(backend, backend.prepare(X))
+    return _Placed(*placed(backend, points, D, name))
 
 
 def stats_from_resp(X, resp, full: bool) -> Stats:

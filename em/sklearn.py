@@ -11,10 +11,10 @@ k-means on the squared centre shift, scaled as scikit-learn scales it), the same
 count.  The variational M-step and lower bound are scikit-learn's own methods.
 
 ``fit`` also takes X on disk (``np.memmap``, ``np.load(..., mmap_mode='r')``, an h5py dataset)
-or in a dask array: the passes run where X lies (:mod:`em.backends.routing`), scikit-learn's checks and
-initialisation run on at most :data:`INIT_ROWS` of its rows drawn at random (all of them when X
-has fewer), and ``predict`` / ``predict_proba`` / ``score_samples`` / ``score`` score such X
-where it lies too.
+or in a dask array: the passes run where X lies (:mod:`em.backends.routing`), scikit-learn's
+checks and initialisation run on at most :data:`INIT_ROWS` of its rows drawn at random (all of
+them when X has fewer), and ``predict`` / ``predict_proba`` / ``score_samples`` / ``score``
+score such X where it lies too.
 
 Not run here (scikit-learn's own code runs, on the same estimator, X in memory):
 ``covariance_type='tied'`` (no tied kernels), and k-means with non-uniform ``sample_weight``.
@@ -36,7 +36,7 @@ from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from em import backends, fit as driver
-from em.backends.routing import in_memory, route
+from em.backends.routing import in_memory, placed
 from em.models import gaussian as G
 from em.models.gmm import EM, GaussianParams
 from em.models.kmeans import Kmeans as _KmeansModel, centre_form
@@ -68,8 +68,7 @@ many of its rows (drawn at random, kept in order); the iterations see all of the
 def _place(est, X, dtype=None):
     """(backend, prepared X, rows of X in memory for scikit-learn's checks and
     initialisation) for X on disk or in a dask array."""
-    backend, X = route(backends.get_backend(est.backend), X, name="X", dtype=dtype)
-    prep = backend.prepare(X)
+    backend, prep = placed(backends.get_backend(est.backend), X, name="X", dtype=dtype)
     rows = np.arange(prep.N)
     if prep.N > INIT_ROWS:
         seed = check_random_state(est.random_state).randint(2**31)
@@ -80,8 +79,8 @@ def _place(est, X, dtype=None):
 def _where_it_lies(est, X, form, method, dtype=None, **options):
     """The backend's ``method`` (loglik, argmax, log_posteriors, fused_stats) of ``form`` on X,
     run where X lies, in ``dtype`` (default: X's)."""
-    backend, X = route(backends.get_backend(est.backend), X, est.n_features_in_, "X", dtype)
-    return getattr(backend, method)(backend.prepare(X), form, **options)
+    backend, prep = placed(backends.get_backend(est.backend), X, est.n_features_in_, "X", dtype)
+    return getattr(backend, method)(prep, form, **options)
 
 
 class _OnOurBackends:
@@ -229,13 +228,9 @@ def _iterate(model, params, backend, prep, max_iter, tol, start, report):
     if max_iter == 0:
         return params, start, [], 0, False
     N = prep.N
-
-    def change(history):
-        return history[-1] / N - (history[-2] / N if len(history) > 1 else start)
-
     res = driver.run(model, params, backend, prep, max_iter=max_iter,
-                     stop=lambda history: abs(change(history)) < tol, score_last=False,
-                     on_iter=lambda i, p, r: report(i + 1, change(r.history)))
+                     stop=driver.change_below(tol, N, start), score_last=False,
+                     on_iter=lambda i, p, r: report(i + 1, driver.change(r.history, N, start)))
     bounds = [h / N for h in res.history]
     params = res.params
     if res.converged:
@@ -359,8 +354,7 @@ def _iterate_variational(hooks, params, backend, prep, max_iter, tol, report):
     if max_iter == 0:
         return params.params, -np.inf, [], 0, False
 
-    def stop(history):
-        return len(history) > 1 and abs(history[-1] - history[-2]) < tol
+    stop = driver.change_below(tol)
 
     def on_iter(i, p, res):
         if i > 0:

@@ -100,14 +100,15 @@ def train(X, M: int, cvtype: str, iters: int, tol: float, seed: int, progress,
     the update of the iteration whose mean log-likelihood gained less than ``tol`` per frame is
     the last."""
     from em import GMM
+    from em.fit import change_below
     g = GMM(M, X.shape[1], cvtype, seed=seed, var_floor=var_floor)
-    history = []
+    history, stop = [], change_below(tol)
     with progress(total=iters, desc=f"EM M={M}", unit="iter") as bar:
         def step(i, loglik):
             history.append(loglik)
             bar.update(1)
             bar.set_postfix(loglik=f"{loglik:.4f}")
-            return len(history) > 1 and abs(history[-1] - history[-2]) < tol
+            return stop(history)
         g.train(X, iters, loglik=False, callback=step)
     return g, history
 

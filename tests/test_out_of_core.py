@@ -1,4 +1,5 @@
-"""Out-of-core training (em.backends.chunked): on-disk arrays stream through the backends in chunks."""
+"""Out-of-core training (em.backends.chunked): on-disk arrays stream through the backends in
+chunks."""
 from __future__ import annotations
 
 import numpy as np

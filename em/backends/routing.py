@@ -1,11 +1,12 @@
 """Where the data lies -- in memory, on disk, or in a dask array -- and the backend that runs
-the passes over it: the one routing rule of every ``train`` / ``fit`` / scoring method."""
+the passes over it: the one routing rule of every ``train`` / ``fit`` / scoring method
+(:func:`placed`: routed and prepared)."""
 from __future__ import annotations
 
 import numpy as np
 from scipy import sparse
 
-from em.validation import check_data
+from em.validation import check_data, check_sample_weight
 
 
 def is_dask(data) -> bool:
@@ -34,8 +35,8 @@ def in_memory(data) -> bool:
 def route(backend, data, D: int | None = None, name: str = "data", dtype=None):
     """(backend, X) for the passes: in-memory data checked and ``backend`` itself; an array on
     disk behind :class:`em.backends.chunked.Chunked` (streamed), a dask array behind
-    :class:`em.backends.distributed.Dask` (passes sent to its workers).  ``D``: the expected columns;
-    ``dtype``: the passes' float type (default: the data's, float64 for integers)."""
+    :class:`em.backends.distributed.Dask` (passes sent to its workers).  ``D``: the expected
+    columns; ``dtype``: the passes' float type (default: the data's, float64 for integers)."""
     if in_memory(data):
         X = check_data(data, D, name)
         return backend, X if dtype is None else np.ascontiguousarray(X, dtype=dtype)
@@ -51,3 +52,11 @@ def route(backend, data, D: int | None = None, name: str = "data", dtype=None):
     if D is not None and X.shape[1] != D:
         raise ValueError(f"{name} has shape {tuple(X.shape)} but the model has D={D} features")
     return backend, X
+
+
+def placed(backend, data, D: int | None = None, name: str = "data", dtype=None,
+           sample_weight=None):
+    """(backend, prepared data): :func:`route`, then the backend's ``prepare`` with the
+    checked ``sample_weight`` (None: every sample counts once)."""
+    backend, X = route(backend, data, D, name, dtype)
+    return backend, backend.prepare(X, check_sample_weight(sample_weight, X.shape[0]))

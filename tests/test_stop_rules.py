@@ -1,0 +1,39 @@
+"""The driver's named stop rules (em.fit), which every front end uses, on given histories."""
+from __future__ import annotations
+
+import math
+
+from em import fit
+
+
+def test_never_stops():
+    assert not fit.never([1.0, 1.0, 1.0])
+
+
+def test_change_below_is_per_scale_and_either_way():
+    stop = fit.change_below(0.1, scale=10.0)
+    assert not stop([5.0])                          # nothing to compare with
+    assert stop([5.0, 5.5]) and stop([5.5, 5.0])    # 0.05 per unit, up or down
+    assert not stop([5.0, 7.0])                     # 0.2
+
+
+def test_change_below_compares_the_first_iteration_with_start():
+    assert fit.change([3.0], scale=2.0, start=1.45) == 1.5 - 1.45
+    assert fit.change_below(0.1, 2.0, 1.45)([3.0])
+    assert not fit.change_below(0.1, 2.0, -math.inf)([3.0])  # scikit-learn's -inf start
+
+
+def test_relative_change_below_waits_for_min_iters_and_has_a_floor():
+    stop = fit.relative_change_below(0.01, floor=100.0, min_iters=2)
+    assert not stop([0.0, 0.5])                     # one update: fewer than min_iters
+    assert stop([0.0, 0.0, 0.5])                    # 0.5 <= 0.01 * max(0.5, 100)
+    assert not stop([0.0, 0.0, 2.0])
+    assert fit.relative_change_below(0.01, floor=0.0)([1000.0, 1009.0])   # 9 <= 10.09
+
+
+def test_patience_below_counts_small_gains_and_falls():
+    stop = fit.patience_below(0.1, scale=1.0, patience=1)
+    assert not stop([0.0])
+    assert not stop([0.0, 1.0])                     # a gain: not counted
+    assert not stop([0.0, 1.0, 1.05])               # first small gain: waited 1
+    assert stop([0.0, 1.0, 1.05, 0.5])              # a fall is the second: stop
