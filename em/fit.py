@@ -1,6 +1,7 @@
 """The one training driver: EM, variational Bayes and k-means alike.
 
-A model supplies small hooks and never touches data (``em.models``):
+A model supplies small hooks and never touches data (``em.models``; typed below as
+:class:`Hooks`, :class:`Reseeding` and the front ends' :class:`FromMoments`):
 
 * ``form(params)`` -> :class:`~em.contract.ScoringForm`; ``hard`` (bool) asks the backend for
   hard assignments (k-means); ``second`` (bool, optional, default True): whether ``m_step``
@@ -20,8 +21,42 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import numpy as np
+
+from em.contract import ScoringForm, Stats
+
+
+@runtime_checkable
+class Hooks(Protocol):
+    """What :func:`run` calls on every model (``second``, optional: whether ``m_step`` uses
+    S2, default True)."""
+
+    hard: bool
+
+    def form(self, params) -> ScoringForm: ...
+
+    def m_step(self, stats: Stats): ...
+
+    def objective(self, params, loglik: float) -> float: ...
+
+    def dead(self, stats: Stats) -> np.ndarray: ...
+
+
+@runtime_checkable
+class Reseeding(Hooks, Protocol):
+    """A model whose components can lose their mass (``dead`` not always empty)."""
+
+    def reseed(self, params, dead: np.ndarray, rows: np.ndarray, stats: Stats, n: int): ...
+
+
+@runtime_checkable
+class FromMoments(Protocol):
+    """What the front ends' initialisation calls on a Gaussian model: parameters from
+    weights, means and covariances (as if ``weights * n_points`` samples were assigned)."""
+
+    def from_moments(self, weights, means, cov, n_points: int): ...
 
 
 class EMWarning(RuntimeWarning):
@@ -53,7 +88,7 @@ def criterion(model, backend, prep, params) -> float:
     return model.objective(params, finite(ll))
 
 
-def run(model, params, backend, prep, *, max_iter: int, stop, test=None,
+def run(model: Hooks, params, backend, prep, *, max_iter: int, stop, test=None,
         score_last: bool = True, on_iter=None) -> Result:
     """Iterate pass -> criterion -> update from ``params`` until ``stop(history)`` says so
     or ``max_iter`` updates were made; the parameters after the last update are scored too

@@ -312,7 +312,8 @@ class _Mixture(ABC):
 
 
 class Kmeans(_Mixture):
-    """k-means (Lloyd) on the fused pass's hard mode.  ``score`` is the distortion
+    """k-means (Lloyd) on the fused pass's hard mode, megamix's API (scikit-learn's is
+    :class:`em.sklearn.KMeans`).  ``score`` is the distortion
     sum_n min_k ||x_n - mu_k||^2; attributes ``means`` and ``log_weights`` (the log share of
     the training points each cluster won)."""
 
@@ -363,7 +364,8 @@ class Kmeans(_Mixture):
 
 
 class GaussianMixture(_Mixture):
-    """Gaussian mixture by maximum likelihood (EM).  ``score`` is the log-likelihood.
+    """Gaussian mixture by maximum likelihood (EM), megamix's API (scikit-learn's is
+    :class:`em.sklearn.GaussianMixture`).  ``score`` is the log-likelihood.
     Attributes: ``means``, ``cov`` (full (K, D, D), diag (K, D), spherical (K,)),
     ``log_weights``."""
 

@@ -152,7 +152,8 @@ class _OnOurBackends:
 
 class GaussianMixture(_OnOurBackends, _sk_mixture.GaussianMixture):
     """scikit-learn's ``GaussianMixture`` whose EM iterations run on our backends
-    (``backend``: 'auto', 'c', 'cuda', 'numpy' or a backend object)."""
+    (``backend``: 'auto', 'c', 'cuda', 'numpy' or a backend object); megamix's API is
+    :class:`em.GaussianMixture`."""
 
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
@@ -368,7 +369,8 @@ def _iterate_variational(hooks, params, backend, prep, max_iter, tol, report):
 
 
 class KMeans(_sk_cluster.KMeans):
-    """scikit-learn's ``KMeans`` (Lloyd) whose assignment passes run on our backends."""
+    """scikit-learn's ``KMeans`` (Lloyd) whose assignment passes run on our backends;
+    megamix's API is :class:`em.Kmeans`."""
 
     def __init__(self, n_clusters=8, *, init="k-means++", n_init="auto", max_iter=300,
                  tol=1e-4, verbose=0, random_state=None, copy_x=True, algorithm="lloyd",

@@ -27,7 +27,8 @@ class GaussianParams:
 
 
 class EM:
-    """Maximum likelihood: the criterion is the log-likelihood.  ``var_floor``: every
+    """EM hooks of the one driver (:mod:`em.fit`), which the user's classes :class:`em.GMM`
+    (``em/gmm.py``) and :class:`em.GaussianMixture` run.  Maximum likelihood: the criterion is the log-likelihood.  ``var_floor``: every
     variance at least this fraction of the data's variance of its feature (None: no floor)."""
 
     hard = False

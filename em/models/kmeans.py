@@ -29,7 +29,8 @@ def centre_form(means, kernel: str = "diag") -> ScoringForm:
 
 
 class Kmeans:
-    """The criterion is minus the distortion sum_n min_k ||x_n - mu_k||^2 (maximised)."""
+    """k-means hooks of the one driver (:mod:`em.fit`), which :class:`em.Kmeans` runs.  The
+    criterion is minus the distortion sum_n min_k ||x_n - mu_k||^2 (maximised)."""
 
     hard = True
 

@@ -1,4 +1,5 @@
-"""The driver's named stop rules (em.fit), which every front end uses, on given histories."""
+"""The one driver (em.fit): its named stop rules, which every front end uses, on given histories,
+and its hook protocols."""
 from __future__ import annotations
 
 import math
@@ -37,3 +38,22 @@ def test_patience_below_counts_small_gains_and_falls():
     assert not stop([0.0, 1.0])                     # a gain: not counted
     assert not stop([0.0, 1.0, 1.05])               # first small gain: waited 1
     assert stop([0.0, 1.0, 1.05, 0.5])              # a fall is the second: stop
+
+
+def test_every_model_has_the_hooks_the_driver_calls():
+    """The driver's hook protocols (em.fit.Hooks, Reseeding, FromMoments) hold for every
+    model it runs, so a missing hook shows here, not in the middle of a fit."""
+    import numpy as np
+
+    from em.models.adapt import MAP
+    from em.models.gmm import EM, GaussianParams
+    from em.models.kmeans import Kmeans
+    from em.models.variational import Variational
+    from em.sklearn import _VariationalHooks
+    prior = GaussianParams(np.zeros(1), np.zeros((1, 2)), np.ones((1, 2)))
+    reseeding = [EM("diag", 1e-6), MAP(prior, 16.0, "m", "diag", 1e-6, None), Kmeans()]
+    never_dead = [Variational("diag", 1e-6, prior=None),      # their dead() is always empty
+                  _VariationalHooks.__new__(_VariationalHooks)]
+    assert all(isinstance(m, fit.Hooks) for m in reseeding + never_dead)
+    assert all(isinstance(m, fit.Reseeding) for m in reseeding)
+    assert all(isinstance(m, fit.FromMoments) for m in (reseeding[0], never_dead[0]))
