@@ -21,6 +21,8 @@ from em import backends, fit as driver, seeding
 from em.backends.routing import in_memory, placed
 from em.contract import Stats
 from em.fit import EMWarning
+from em.io import mixture_h5
+from em.io.mixture_h5 import dataset as _dataset, where as _where
 from em.models import gaussian as G
 from em.models.gmm import EM, GaussianParams, pooled_cov
 from em.models.kmeans import Kmeans as KmeansModel, KmeansParams, centre_form
@@ -129,7 +131,7 @@ class _Mixture(ABC):
         model = self._model(backend, prep)
         path = f"{file_name}.h5"
         if saving is not None:
-            _write_group(path, "w", "init", self)
+            mixture_h5.write_group(path, "w", "init", *self._content())
 
         norm = (prep if test is None else test.prep).N
         stop = driver.never if n_iter_fix is not None else \
@@ -144,7 +146,7 @@ class _Mixture(ABC):
                 print(line)
             if saving is not None and i > 0 and due(base + i):
                 self._params, self.iter = params, base + i
-                _write_group(path, "a", f"iter{base + i}", self)
+                mixture_h5.write_group(path, "a", f"iter{base + i}", *self._content())
 
         res = driver.run(model, self._params, backend, prep, max_iter=max_iter,
                          stop=stop, test=test, on_iter=on_iter)
@@ -155,7 +157,7 @@ class _Mixture(ABC):
         self.convergence_criterion_test = [sign * c for c in res.test_history]
         self._fitted(backend, prep)
         if saving is not None:
-            _write_group(path, "a", "best", self)
+            mixture_h5.write_group(path, "a", "best", *self._content())
         return self
 
     _sign = 1.0          # k-means reports the distortion, the driver maximises its negative
@@ -256,22 +258,24 @@ class _Mixture(ABC):
 
     # -- files ---------------------------------------------------------------------------
     def write(self, group) -> None:
-        """Write the model into an h5py group (megamix's layout plus what restores it
-        exactly: the variational alpha / beta / nu, pypcoeff, covariance type)."""
+        """Write the model into an h5py group (:mod:`em.io.mixture_h5`: megamix's layout plus
+        what restores it exactly: the variational alpha / beta / nu, pypcoeff, covariance
+        type)."""
+        mixture_h5.write(group, *self._content())
+
+    def _content(self) -> tuple[dict, dict]:
+        """(arrays, attributes) of the model file."""
         p = self._params
         self._get("means")
-        group.create_dataset("means", data=p.means)
-        group.create_dataset("log_weights", data=np.asarray(self.log_weights, dtype=np.float64))
+        arrays = {"means": p.means,
+                  "log_weights": np.asarray(self.log_weights, dtype=np.float64)}
         if hasattr(p, "cov"):
-            group.create_dataset("cov", data=p.cov)
+            arrays["cov"] = p.cov
         if hasattr(p, "weights"):                   # exact, where log_weights rounds
-            group.create_dataset("weights", data=p.weights)
-        group.attrs.update(iter=self.iter, time=time.time(), name=self.name,
-                           covariance_type=self.covariance_type, reg_covar=self.reg_covar)
-        self._write_extra(group)
-
-    def _write_extra(self, group):
-        pass
+            arrays["weights"] = p.weights
+        attrs = dict(iter=self.iter, time=time.time(), name=self.name,
+                     covariance_type=self.covariance_type, reg_covar=self.reg_covar)
+        return arrays, attrs
 
     def read_and_init(self, group, points) -> None:
         """Initialise from a group written by :meth:`write` (any model of the family, or
@@ -454,15 +458,13 @@ class VariationalGaussianMixture(_Mixture):
         return Prior(float(alpha_0), float(beta_0), float(nu_0), mean, cov,
                      float(given.get("pypcoeff", self.pypcoeff)), self._sticks)
 
-    def _write_extra(self, group):
+    def _content(self) -> tuple[dict, dict]:
+        arrays, attrs = super()._content()
         p, pr = self._params, self._prior
-        group.create_dataset("initial parameters",
-                             data=np.array([pr.alpha_0, pr.beta_0, pr.nu_0]))
-        group.create_dataset("means prior", data=pr.means_prior)
-        group.create_dataset("inv prec prior", data=pr.cov_prior)
-        for name in ("alpha", "beta", "nu"):
-            group.create_dataset(name, data=getattr(p, name))
-        group.attrs["pypcoeff"] = pr.pypcoeff
+        arrays.update({"initial parameters": np.array([pr.alpha_0, pr.beta_0, pr.nu_0]),
+                       "means prior": pr.means_prior, "inv prec prior": pr.cov_prior,
+                       "alpha": p.alpha, "beta": p.beta, "nu": p.nu})
+        return arrays, {**attrs, "pypcoeff": pr.pypcoeff}
 
     def _read(self, group, backend, prep, means, log_w):
         cov = self._read_cov(group, backend, prep, means)
@@ -555,32 +557,6 @@ def _saving_rule(saving, saving_iter):
     if saving == "linear":
         return lambda i: i % saving_iter == 0
     return lambda i: abs(math.log(i, saving_iter) - round(math.log(i, saving_iter))) < 1e-9
-
-
-def _write_group(path, mode, name, model):
-    import h5py
-    with h5py.File(path, mode) as f:
-        if name in f:
-            del f[name]
-        model.write(f.create_group(name))
-
-
-def _where(group) -> str:
-    try:
-        return f"{group.file.filename}:{group.name}"
-    except Exception:                                # noqa: BLE001 (any h5py-like object)
-        return "the group"
-
-
-def _dataset(group, name, ndim):
-    if name not in group:
-        raise ValueError(f"{_where(group)} has no dataset '{name}'")
-    arr = np.array(group[name][()], dtype=np.float64)
-    if ndim is not None and arr.ndim != ndim:
-        raise ValueError(f"{_where(group)}: '{name}' must be {ndim}-D, got shape {arr.shape}")
-    if not np.isfinite(arr).all() and name != "log_weights":
-        raise ValueError(f"{_where(group)}: '{name}' contains NaN or infinite values")
-    return arr
 
 
 def _positive(value, name):
