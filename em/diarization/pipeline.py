@@ -14,6 +14,7 @@ from em.diarization.cluster import auto_size, diarize
 from em.diarization.config import Config
 from em.io import read_htk, read_rttm, segments_from_labels
 from em.io.files import write_files
+from em.io.gmm_text import speakers_text
 from em.io.rttm import rttm_text
 from em.io.spnsp import read_spnsp
 from em.validation import check_data
@@ -137,20 +138,6 @@ def read_reference(cfg: Config) -> list:
     return ours
 
 
-def gmms_text(gmms, names) -> str:
-    """A header line, then per speaker 'speaker NAME M D', 'weights ...' and per component
-    'mean ...' and 'var ...' lines (diagonal covariances)."""
-    lines = [f"# em diarizer GMMs: {len(gmms)} speakers, diagonal covariance"]
-    for g, name in zip(gmms, names):
-        c = g.components
-        lines.append(f"speaker {name} {g.M} {g.D}")
-        lines.append("weights " + " ".join(f"{w:.8g}" for w in c.weights))
-        for mu, var in zip(c.means, c.vars):
-            lines.append("mean " + " ".join(f"{v:.8g}" for v in mu))
-            lines.append("var " + " ".join(f"{v:.8g}" for v in var))
-    return "\n".join(lines) + "\n"
-
-
 def der(reference_turns, hypothesis_turns, collar: float, skip_overlap: bool,
         seconds: float) -> float:
     """Diarization error rate with pyannote.metrics (NIST conventions), scored over the whole
@@ -266,7 +253,9 @@ def run(cfg: Config, out=print, plot=None, seed: int = 0) -> dict:
     turns = segments_from_labels(labels, period, cfg.basename)
     names = [f"spk{k}" for k in range(len(result.gmms))]
     outputs = {cfg.output_cluster: rttm_text(turns).encode(),
-               cfg.gmm_output: gmms_text(result.gmms, names).encode()}
+               cfg.gmm_output: speakers_text(
+                   [(name, g.components.weights, g.components.means, g.components.vars)
+                    for name, g in zip(names, result.gmms)]).encode()}
     elapsed = time.perf_counter() - t0              # the diarizer's own time line
     ders = {(collar, skip): der(reference, turns, collar, skip, seconds)
             for collar, skip in ((0.5, True), (0.0, False))} if reference else {}
