@@ -14,6 +14,9 @@ import sys
 
 import numpy as np
 
+from em.models.gaussian import CVTYPES
+from em.specializer.target import WIDTHS
+
 
 def _info(_args) -> int:
     from em import __version__, backends
@@ -78,10 +81,10 @@ def main(argv=None) -> int:
     r = sub.add_parser("render", help="print the generated source of a kernel")
     r.add_argument("--backend", default="c", choices=["c", "cuda"])
     r.add_argument("--D", type=int, required=True, help="dimension (any M is served)")
-    r.add_argument("--cvtype", choices=["diag", "full"], default="diag")
+    r.add_argument("--cvtype", choices=CVTYPES, default="diag")
     r.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     r.add_argument("--variant", help="only this code variant")
-    r.add_argument("--vector-bytes", type=int, choices=[16, 32, 64],
+    r.add_argument("--vector-bytes", type=int, choices=WIDTHS,
                    help="C: vector width (default: EM_VECTOR_BYTES, else the target's)")
     r.set_defaults(func=_render)
     args = parser.parse_args(argv)
