@@ -21,13 +21,14 @@
    While the smallest cluster has fewer than ``min_speaker_frames`` frames (too little speech
    for a speaker; pyannote's ``min_cluster_size``) or, with the count not given, than
    ``min_speaker_share`` of all (pyannote too caps it at a tenth on short recordings, whose
-   speakers may all have less) it is merged into its closest whatever the score.  Otherwise, with the count estimated and ``'clr'``: with
-   ``count_rule = 'gap'`` merge down to ``min_speakers`` (or one cluster) and keep the clusters
-   before the largest fall of the best pair's CLR from one merge to the next (a scale-free
-   stop: the CLR's level moves with the voices and channel, its fall at the first merge of two
-   speakers less so), never before a merge whose CLR exceeds ``clr_threshold``, and one
-   cluster when the last merge gains by the ``'bic'`` rule (one speaker alone); with
-   ``'threshold'`` merge while the CLR exceeds ``clr_threshold``.  With ``'bic'`` merge while
+   speakers may all have less) it is merged into its closest whatever the score.  Otherwise,
+   with the count not given and ``'clr'``: with ``count_rule = 'gap'`` merge down to
+   ``min_speakers`` (or one cluster) and keep the clusters before the largest fall of the best
+   pair's CLR from one merge to the next (a scale-free stop: the CLR's level moves with the
+   voices and channel, its fall at the first merge of two speakers less so), never before a
+   merge whose CLR exceeds ``clr_threshold``, and one cluster when the last merge gains by the
+   ``'bic'`` rule (one speaker alone); with ``'threshold'`` merge while the CLR exceeds
+   ``clr_threshold``.  With ``'bic'`` merge while
    the gain per frame exceeds ``merge_threshold`` (0 is the classic penalty-free rule).  Merge
    on while there are more clusters than ``max_speakers``, never below ``min_speakers``; with a
    known ``speakers`` count, merge down to it whatever the gains.  Re-segment and retrain
@@ -239,8 +240,8 @@ def _diarize(X, s, progress, ubm):
         if gap and not go:              # a candidate stop (after a merge): merge on
             if steps and not (len(gmms) == 2 and per_frame > s.merge_threshold):
                 before = steps[-1].clr
-                stops.append((before - clr, before, clr, labels,
-                              [_unscaled(g, 0.0, 1.0) for g in gmms]))
+                stops.append((before - clr, before, clr, labels,      # copies: training
+                              [_unscaled(g, 0.0, 1.0) for g in gmms]))   # changes the models
             go = True
         step = Step(len(gmms), float(gain), float(per_frame), pair if go else None, clr)
         steps.append(step)
