@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-from em.models.gaussian import CVTYPES
+from em.models.covariance import CVTYPES
 from em.specializer.target import WIDTHS
 
 

@@ -35,8 +35,7 @@ def compute_distance_BIC(gmm1: GMM, gmm2: GMM, data, em_iters: int = 3, *, own_l
     M = M1 + M2
     weights = np.concatenate([gmm1.components.weights * (M1 / M),
                               gmm2.components.weights * (M2 / M)])
-    pick = "vars" if gmm1.cvtype == "diag" else "covars"
-    covars = np.concatenate([getattr(gmm1.components, pick), getattr(gmm2.components, pick)])
+    covars = np.concatenate([gmm1.components.covars, gmm2.components.covars])
     means = np.concatenate([gmm1.components.means, gmm2.components.means])
     merged = GMM(M, gmm1.D, gmm1.cvtype, means, covars, weights, reg_covar=gmm1.reg_covar,
                  backend=gmm1.backend)

@@ -8,7 +8,8 @@ from em import backends, fit as driver
 from em.backends.routing import placed
 from em.io import gmm_npz
 from em.models import gaussian as G
-from em.models.gmm import EM, GaussianParams, pooled_cov
+from em.models.covariance import of
+from em.models.gmm import EM, GaussianParams
 from em.seeding import data_moments, distinct_rows
 from em.validation import check_cvtype, check_params, check_int, check_real
 
@@ -32,16 +33,12 @@ class Components:
     @property
     def covars(self) -> np.ndarray:
         """(M, D, D) covariance matrices, also for diagonal models."""
-        cov = self._gmm._get("covars")
-        if self._gmm.cvtype == "diag":
-            return cov[:, :, None] * np.eye(self._gmm.D)
-        return cov.copy()
+        return of(self._gmm.cvtype).matrices(self._gmm._get("covars"), self._gmm.D).copy()
 
     @property
     def vars(self) -> np.ndarray:
         """(M, D) variances (the diagonals of ``covars``)."""
-        cov = self._gmm._get("covars")
-        return cov.copy() if self._gmm.cvtype == "diag" else np.einsum("kii->ki", cov).copy()
+        return of(self._gmm.cvtype).variances(self._gmm._get("covars"), self._gmm.D).copy()
 
 
 class GMM:
@@ -191,9 +188,9 @@ class GMM:
                              "need at least M samples (or pass initial parameters)")
         _, cov = data_moments(backend, prep, self.cvtype)
         means = prep.X[distinct_rows(prep, M, rng)].astype(np.float64)
-        covars = np.repeat(pooled_cov(cov, self.cvtype, self.reg_covar)[None], M, axis=0)
-        if self.cvtype == "full":
-            G.cholesky_lower(covars, "data covariance + reg_covar")
+        T = of(self.cvtype)
+        covars = np.repeat(T.pooled(cov, self.reg_covar)[None], M, axis=0)
+        T.check(covars, "data covariance + reg_covar")
         self._set_params(np.full(M, 1.0 / M), means, covars)
 
     # -- scoring -------------------------------------------------------------------------

@@ -24,12 +24,12 @@ from em.fit import EMWarning
 from em.io import mixture_h5
 from em.io.mixture_h5 import dataset as _dataset, where as _where
 from em.models import gaussian as G
-from em.models.gmm import EM, GaussianParams, pooled_cov
+from em.models.covariance import COVARIANCE_TYPES, of
+from em.models.gmm import EM, GaussianParams
 from em.models.kmeans import Kmeans as KmeansModel, KmeansParams, centre_form
 from em.models.variational import Prior, Variational, VariationalParams
 from em.validation import check_int, check_real
 
-COVARIANCE_TYPES = ("full", "diag", "spherical")
 SEEDS = ("random", "plus", "AF_KMC")
 
 
@@ -177,7 +177,7 @@ class _Mixture(ABC):
             if not isinstance(prep.X, np.ndarray):
                 raise ValueError("init responsibilities need points_data in memory (it is on "
                                  "disk or in a dask array): use a named init")
-            full = G.kernel_cvtype(self.covariance_type) == "full"
+            full = of(self.covariance_type).kernel == "full"
             self._params = model.m_step(stats_from_resp(prep.X, self.init, full))
             return
         if self.init in ("GMM", "VBGMM"):
@@ -195,7 +195,7 @@ class _Mixture(ABC):
         means = self._seed_means(backend, prep)
         if self.type_init == "mcw":
             cov = seeding.data_moments(backend, prep, self.covariance_type)[1]
-            cov = pooled_cov(cov, self.covariance_type, self.reg_covar)
+            cov = of(self.covariance_type).pooled(cov, self.reg_covar)
             cov = np.repeat(np.asarray(cov)[None], K, axis=0)
             self._params = model.from_moments(np.full(K, 1.0 / K), means, cov, prep.N)
             return
@@ -203,7 +203,7 @@ class _Mixture(ABC):
 
     def _assign(self, backend, prep, means):
         """Statistics of the hard assignment of every point to its nearest mean."""
-        form = centre_form(means, G.kernel_cvtype(self.covariance_type))
+        form = centre_form(means, of(self.covariance_type).kernel)
         return backend.fused_stats(prep, form, hard=True)
 
     def _seed_means(self, backend, prep):
@@ -308,7 +308,7 @@ class _Mixture(ABC):
                              self.reg_covar)[2]
         cov = _dataset(group, "cov", None)
         K, D = means.shape
-        want = {"full": (K, D, D), "diag": (K, D), "spherical": (K,)}[self.covariance_type]
+        want = of(self.covariance_type).shape(K, D)
         if cov.shape != want:
             raise ValueError(f"{_where(group)}: cov has shape {cov.shape}, but a "
                              f"{self.covariance_type} model of {K} x {D} needs {want}")
@@ -440,18 +440,16 @@ class VariationalGaussianMixture(_Mixture):
             data_cov = data_cov * prep.N / max(prep.N - 1, 1)
             mean = data_mean if mean is None else mean
             if cov is None:
-                cov = data_cov.mean() if self.covariance_type == "spherical" else data_cov
+                cov = of(self.covariance_type).from_kernel(data_cov)
         mean, cov = np.asarray(mean, dtype=np.float64), np.asarray(cov, dtype=np.float64)
         if mean.shape != (D,):
             raise ValueError(f"means_prior must have shape ({D},), got {mean.shape}")
-        want = {"full": (D, D), "diag": (D,), "spherical": ()}[self.covariance_type]
+        T = of(self.covariance_type)
+        want = T.shape(1, D)[1:]
         if cov.shape != want:
-            raise ValueError(f"cov_wishart_prior of a {self.covariance_type} model must have "
+            raise ValueError(f"cov_wishart_prior of a {T.name} model must have "
                              f"shape {want}, got {cov.shape}")
-        if self.covariance_type == "full":
-            G.cholesky_lower(cov[None], "cov_wishart_prior")
-        elif (cov <= 0).any():
-            raise ValueError("cov_wishart_prior must be positive")
+        T.check(cov[None], "cov_wishart_prior")
         alpha_0 = given.get("alpha_0", self.alpha_0 if self.alpha_0 is not None
                             else 1.0 / self.n_components)
         beta_0 = given.get("beta_0", self.beta_0 if self.beta_0 is not None else 1.0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from em.models import gaussian as G
+from em.models.covariance import of
 from em.models.kmeans import centre_form
 
 
@@ -24,9 +25,9 @@ def distinct_rows(prep, K: int, rng) -> np.ndarray:
 
 def data_moments(backend, prep, cvtype: str):
     """The data's mean and covariance (diag and spherical: variances) from one pass."""
-    kernel = G.kernel_cvtype(cvtype)
+    kernel = of(cvtype).kernel
     stats = backend.fused_stats(prep, centre_form(prep.center[None, :], kernel))
-    return G.global_moments(stats, kernel)
+    return G.global_moments(stats)
 
 
 def _sq_dist(backend, prep, centre) -> np.ndarray:

@@ -38,6 +38,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from em import backends, fit as driver
 from em.backends.routing import in_memory, placed
 from em.models import gaussian as G
+from em.models.covariance import COVARIANCE_TYPES, of
 from em.models.gmm import EM, GaussianParams
 from em.models.kmeans import Kmeans as _KmeansModel, centre_form
 from em.models.variational import Variational, VariationalParams, expected_log_weights
@@ -104,12 +105,13 @@ class _OnOurBackends:
         return super().fit_predict(X, y) if self._fit(X) else self.predict(X)
 
     @property
-    def _tied(self) -> bool:
-        return self.covariance_type == "tied"
+    def _sklearn_code(self) -> bool:
+        """A covariance type we have no kernels for ('tied'): scikit-learn's own code runs."""
+        return self.covariance_type not in COVARIANCE_TYPES
 
     def _fit(self, X) -> bool:
         """Fit on our backends; True where scikit-learn's own code must fit instead."""
-        if self._tied:
+        if self._sklearn_code:
             if not in_memory(X):
                 raise ValueError("covariance_type='tied' runs scikit-learn's own code, which "
                                  "needs X in memory")
@@ -137,16 +139,16 @@ class _OnOurBackends:
         return _where_it_lies(self, X, self._form(), method, np.float64)
 
     def score_samples(self, X):
-        return super().score_samples(X) if self._tied else self._scored(X, "loglik")
+        return super().score_samples(X) if self._sklearn_code else self._scored(X, "loglik")
 
     def score(self, X, y=None):
         return float(self.score_samples(X).mean())
 
     def predict(self, X):
-        return super().predict(X) if self._tied else self._scored(X, "argmax")
+        return super().predict(X) if self._sklearn_code else self._scored(X, "argmax")
 
     def predict_proba(self, X):
-        return super().predict_proba(X) if self._tied else \
+        return super().predict_proba(X) if self._sklearn_code else \
             np.exp(self._scored(X, "log_posteriors")[1])
 
 
@@ -287,7 +289,7 @@ class BayesianGaussianMixture(_OnOurBackends, _sk_mixture.BayesianGaussianMixtur
         if self.mean_prior is None:
             self.mean_prior_ = mean
         if self.covariance_prior is None:
-            self.covariance_prior_ = cov.mean() if self.covariance_type == "spherical" else cov
+            self.covariance_prior_ = of(self.covariance_type).from_kernel(cov)
 
 
 class _Bounded(NamedTuple):

@@ -6,7 +6,7 @@ import numbers
 
 import numpy as np
 
-from em.models.gaussian import CVTYPES, CovarianceError, cholesky_lower
+from em.models.covariance import CVTYPES, of
 
 
 # largest |value| whose squared distances stay finite in the dtype the kernels compute in
@@ -113,22 +113,10 @@ def check_params(M: int, D: int, cvtype: str, means, covars, weights):
         weights = weights / total
     if covars is None:
         raise ValueError("covars is missing: give means, covars and weights together")
-    if cvtype == "diag":
-        covars = _as_real_array(covars, "covars", float_only=False)
-        if covars.shape == (M, D, D):
-            off = covars - np.einsum("kii->ki", covars)[:, :, None] * np.eye(D)
-            if np.any(off != 0):
-                raise ValueError("covars of a diagonal model must be diagonal matrices "
-                                 "(or an M x D array of variances)")
-            covars = np.einsum("kii->ki", covars)
-        covars = _param(covars, "covars", (M, D))
-        if (covars <= 0).any():
-            raise CovarianceError("variances (covars) of a diagonal model must be positive")
-    else:
-        covars = _param(covars, "covars", (M, D, D))
-        if not np.allclose(covars, covars.transpose(0, 2, 1), rtol=1e-10, atol=0):
-            raise CovarianceError("covars must be symmetric matrices")
-        cholesky_lower(covars)
+    T = of(cvtype)
+    covars = T.canonical(_as_real_array(covars, "covars", float_only=False), M, D)
+    covars = _param(covars, "covars", T.shape(M, D))
+    T.check(covars)
     return weights, means, covars
 
 

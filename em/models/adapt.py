@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from em.models import gaussian as G
+from em.models.covariance import of
 from em.models.gmm import EM, GaussianParams
 
 PARAMS = "wmv"
@@ -46,13 +47,9 @@ class MAP(EM):
         a = alpha[:, None]
         means = a * ex + (1 - a) * p.means if "m" in self.params else p.means
         if "v" in self.params:
-            d, e = ex - means, p.means - means
-            if self.cvtype == "diag":
-                cov = a * (cov + d * d) + (1 - a) * (p.cov + e * e)
-            else:
-                outer = lambda u: u[:, :, None] * u[:, None, :]    # noqa: E731
-                cov = a[:, :, None] * (cov + outer(d)) + (1 - a)[:, :, None] * (p.cov + outer(e))
-                cov = 0.5 * (cov + cov.transpose(0, 2, 1))
+            T = of(self.cvtype)
+            cov = T.symmetrised(T.each(alpha) * (cov + T.outer(ex - means))
+                                + T.each(1 - alpha) * (p.cov + T.outer(p.means - means)))
         else:
             cov = p.cov
         weights = p.weights

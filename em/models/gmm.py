@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from em.models import gaussian as G
+from em.models.covariance import of
 
 
 @dataclass(frozen=True)
@@ -58,17 +59,9 @@ class EM:
         """Dead components restart at ``rows`` with the data's covariance and the weight of
         one sample."""
         weights, means, cov = p.weights.copy(), p.means.copy(), p.cov.copy()
-        _, pooled = G.global_moments(stats, G.kernel_cvtype(self.cvtype))
+        _, pooled = G.global_moments(stats)
         means[dead] = rows
-        cov[dead] = pooled_cov(pooled, self.cvtype, self.reg_covar)
+        cov[dead] = of(self.cvtype).pooled(pooled, self.reg_covar)
         weights[dead] = 1.0 / n
         return GaussianParams(weights / weights.sum(), means, cov)
 
-
-def pooled_cov(cov, cvtype: str, reg_covar: float):
-    """A data covariance from :func:`em.models.gaussian.global_moments` (diag: variances) in
-    ``cvtype``'s shape, plus ``reg_covar``."""
-    if cvtype == "full":
-        return cov + reg_covar * np.eye(cov.shape[0])
-    var = np.maximum(cov, 0.0) + reg_covar
-    return var.mean() if cvtype == "spherical" else var

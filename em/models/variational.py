@@ -18,6 +18,7 @@ import numpy as np
 from scipy.special import betaln, digamma, gammaln, multigammaln
 
 from em.models import gaussian as G
+from em.models.covariance import of
 
 
 @dataclass(frozen=True)
@@ -121,27 +122,22 @@ class Variational:
         beta = pr.beta_0 + N
         nu = pr.nu_0 + N
         means = (pr.beta_0 * pr.means_prior + N[:, None] * xbar) / beta[:, None]
-        diff = xbar - pr.means_prior
         shrink = N * pr.beta_0 / beta
-        if self.cvtype == "full":
-            inv_w = pr.cov_prior + N[:, None, None] * S \
-                + shrink[:, None, None] * diff[:, :, None] * diff[:, None, :]
-            cov = inv_w / nu[:, None, None]
-        elif self.cvtype == "diag":
-            cov = (pr.cov_prior + N[:, None] * S + shrink[:, None] * diff ** 2) / nu[:, None]
-        else:
-            cov = (pr.cov_prior + N * S + shrink * np.mean(diff ** 2, axis=1)) / nu
+        T = of(self.cvtype)
+        cov = (pr.cov_prior + T.each(N) * S + T.each(shrink) * T.outer(xbar - pr.means_prior)) \
+            / T.each(nu)
         return VariationalParams(expected_log_weights(alpha), means, cov, alpha, beta, nu)
 
     def kl(self, p: VariationalParams) -> float:
         """KL(q(theta) || p(theta)) of the weights and the Normal-Wisharts."""
         pr = self.prior
         D = p.means.shape[1]
-        logdet_cov, trace_prior, quad = _cov_terms(p.cov, pr.cov_prior,
-                                                   p.means - pr.means_prior, self.cvtype)
+        T = of(self.cvtype)
+        logdet_cov, trace_prior, quad = T.inverse_terms(p.cov, pr.cov_prior,
+                                                        p.means - pr.means_prior)
         nu, beta = p.nu, p.beta
         log_w = -(logdet_cov + D * np.log(nu))                  # log|W_k|, W = (nu cov)^-1
-        log_w0 = -_logdet(pr.cov_prior, self.cvtype, D)
+        log_w0 = -T.logdet(pr.cov_prior, D)
         psi_d = digamma(0.5 * (nu[:, None] - np.arange(D))).sum(axis=1)
         wishart = (-0.5 * pr.nu_0 * (log_w - log_w0) + 0.5 * nu * (trace_prior / nu - D)
                    + multigammaln(0.5 * pr.nu_0, D) - _multigammaln(0.5 * nu, D)
@@ -169,22 +165,3 @@ def _multigammaln(a: np.ndarray, D: int) -> np.ndarray:
     """log Gamma_D(a) for each a (scipy's takes one scalar)."""
     return gammaln(a[:, None] - 0.5 * np.arange(D)).sum(axis=1) + 0.25 * D * (D - 1) * np.log(np.pi)
 
-
-def _logdet(cov, cvtype: str, D: int):
-    if cvtype == "full":
-        return np.linalg.slogdet(cov)[1]
-    return np.log(cov).sum(axis=-1) if cvtype == "diag" else D * np.log(cov)
-
-
-def _cov_terms(cov, cov_prior, diff, cvtype: str):
-    """Per component: log|cov|, Tr(cov_prior cov^-1), diff^T cov^-1 diff."""
-    D = diff.shape[1]
-    if cvtype == "full":
-        L = G.cholesky_lower(cov)
-        logdet = 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
-        inv = np.linalg.inv(cov)
-        return logdet, np.einsum("ij,kji->k", cov_prior, inv), \
-            np.einsum("ki,kij,kj->k", diff, inv, diff)
-    if cvtype == "diag":
-        return np.log(cov).sum(axis=1), (cov_prior / cov).sum(axis=1), (diff ** 2 / cov).sum(1)
-    return D * np.log(cov), D * cov_prior / cov, (diff ** 2).sum(axis=1) / cov
