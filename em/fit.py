@@ -15,7 +15,8 @@ A model supplies small hooks and never touches data (``em.models``; typed below 
 
 Each iteration is one fused pass of the backend over the training data (plus a scoring pass
 over the test data when there is one), so the N x K responsibilities never exist.  ``stop``
-is one of the named rules at the end of this module (every front end's).
+is one of the named rules at the end of this module (every front end's), called with the
+tracked criterion so far and the parameters just scored.
 """
 from __future__ import annotations
 
@@ -93,7 +94,8 @@ def run(model: Hooks, params, backend, prep, *, max_iter: int, stop, test=None,
     """Iterate pass -> criterion -> update from ``params`` until ``stop(history)`` says so
     or ``max_iter`` updates were made; the parameters after the last update are scored too
     unless ``score_last`` is False.  ``test``: (backend, prepared) held-out data, scored
-    each iteration; ``stop`` sees the tracked history (test if given).
+    each iteration; ``stop(history, params)`` sees the tracked history (test if given) and
+    the parameters it ends with.
     ``on_iter(i, params, result)`` is called with each scored parameter set; when it returns
     True, iteration i's update is made and is the last."""
     res = Result(params, params, 0, False)
@@ -117,7 +119,7 @@ def run(model: Hooks, params, backend, prep, *, max_iter: int, stop, test=None,
             max_iter = min(max_iter, res.n_iter + 1)
         if res.n_iter == max_iter:
             break
-        if stop(tracked):
+        if stop(tracked, params):
             res.converged = True
             break
         params = model.m_step(stats)
@@ -148,8 +150,9 @@ def finite(ll: float) -> float:
     return float(ll)
 
 
-# -- stop rules: ``run``'s ``stop``, given the tracked criterion of each iteration so far ------
-def never(history) -> bool:
+# -- stop rules: ``run``'s ``stop``, given the tracked criterion of each iteration so far and
+# -- the parameters just scored --------------------------------------------------------------
+def never(history, params=None) -> bool:
     """Run the fixed number of iterations."""
     return False
 
@@ -165,7 +168,7 @@ def change(history, scale: float = 1.0, start: float | None = None) -> float | N
 def change_below(tol: float, scale: float = 1.0, start: float | None = None):
     """Stop when the criterion over ``scale`` changed by less than ``tol`` either way
     (scikit-learn's rule, per sample; the first iteration against ``start`` when given)."""
-    def stop(history):
+    def stop(history, params=None):
         last = change(history, scale, start)
         return last is not None and abs(last) < tol
     return stop
@@ -174,7 +177,7 @@ def change_below(tol: float, scale: float = 1.0, start: float | None = None):
 def relative_change_below(tol: float, floor: float, min_iters: int = 0):
     """Stop, after ``min_iters`` updates, when the criterion changed by at most ``tol`` of its
     size (at least ``floor``): the PyCASP GMM's rule."""
-    def stop(history):
+    def stop(history, params=None):
         it = len(history) - 1
         return it > 0 and it >= min_iters and \
             abs(history[-1] - history[-2]) <= tol * max(abs(history[-1]), floor)
@@ -186,10 +189,31 @@ def patience_below(tol: float, scale: float, patience: int):
     ``tol`` (a fall counts too): megamix's rule."""
     waited = 0
 
-    def stop(history):
+    def stop(history, params=None):
         nonlocal waited
         if len(history) > 1 and (history[-1] - history[-2]) / scale < tol:
             waited += 1
             return waited > patience
         return False
     return stop
+
+
+class MovedBelow:
+    """Stop when the means moved by at most ``tol`` (squared distance summed over the
+    components) since the last iteration, or by no more than rounding -- the assignments
+    repeated (one point changing cluster moves a centre by far more): scikit-learn's k-means
+    rule.  ``why``: its verbose line for the stop."""
+
+    def __init__(self, tol: float):
+        self.tol, self.last, self.why = tol, None, None
+
+    def __call__(self, history, params) -> bool:
+        last, self.last = self.last, params.means
+        if last is None:
+            return False
+        shift = float(((params.means - last) ** 2).sum())
+        if shift <= 1e-24 * float((params.means ** 2).sum()):
+            self.why = "strict convergence"
+        elif shift <= self.tol:
+            self.why = f"center shift {shift} within tolerance {self.tol}"
+        return self.why is not None

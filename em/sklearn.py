@@ -40,7 +40,7 @@ from em.backends.routing import in_memory, placed
 from em.models import gaussian as G
 from em.models.covariance import COVARIANCE_TYPES, of
 from em.models.gmm import EM, GaussianParams
-from em.models.kmeans import Kmeans as _KmeansModel, centre_form
+from em.models.kmeans import Kmeans as _KmeansModel, KmeansParams, centre_form
 from em.models.variational import Variational, VariationalParams, expected_log_weights
 from em.seeding import data_moments
 
@@ -454,30 +454,37 @@ def _distortion(stats, centres) -> float:
     return float(stats.about(centres).S2.sum())
 
 
+class _Lloyd(_KmeansModel):
+    """scikit-learn's Lloyd iterations as hooks of the one driver: an empty cluster keeps its
+    centre (scikit-learn moves it to a far point) -- the centres of the pass ``m_step`` gets
+    are those of the last ``form``, as :func:`em.fit.run` calls them."""
+
+    def form(self, p):
+        self._centres = p.means
+        return super().form(p)
+
+    def m_step(self, stats):
+        moved = super().m_step(stats).means
+        return KmeansParams(np.where(stats.N[:, None] > 0, moved, self._centres))
+
+    def dead(self, stats) -> np.ndarray:
+        return np.empty(0, dtype=np.int64)
+
+
 def _lloyd(backend, prep, centres, max_iter, tol, verbose=0):
-    """Lloyd iterations as scikit-learn runs them, one fused pass each: stop when the squared
-    centre shift is at most ``tol``, or when the labels repeat -- seen as a shift at the level
-    of rounding (a single point changing cluster moves a centre by far more).  An empty cluster
-    keeps its centre (scikit-learn moves it to a far point).  ``verbose`` prints scikit-learn's
-    lines.  Returns (centres, inertia, labels, iterations)."""
-    model = _KmeansModel()
-    n_iter = 0
-    for n_iter in range(1, max_iter + 1):
-        stats = backend.fused_stats(prep, centre_form(centres), hard=True)
-        if verbose:
-            print(f"Iteration {n_iter - 1}, inertia {_distortion(stats, centres)}.")
-        moved = np.where(stats.N[:, None] > 0, model.m_step(stats).means, centres)
-        shift = float(((moved - centres) ** 2).sum())
-        centres = moved
-        if shift <= 1e-24 * float((centres ** 2).sum()):
-            if verbose:
-                print(f"Converged at iteration {n_iter - 1}: strict convergence.")
-            break
-        if shift <= tol:
-            if verbose:
-                print(f"Converged at iteration {n_iter - 1}: center shift {shift} within "
-                      f"tolerance {tol}.")
-            break
-    form = centre_form(centres)
-    inertia = _distortion(backend.fused_stats(prep, form, hard=True), centres)
-    return centres, inertia, backend.argmax(prep, form), n_iter
+    """Lloyd iterations as scikit-learn runs them, one fused pass each, on :func:`em.fit.run`
+    with scikit-learn's stop (:class:`em.fit.MovedBelow`); the pass that stops also gives the
+    inertia.  ``verbose`` prints scikit-learn's lines.  Returns (centres, inertia, labels,
+    iterations)."""
+    stop = driver.MovedBelow(tol)
+
+    def on_iter(i, p, res):                   # scikit-learn prints the passes that update
+        if verbose and i > 0:
+            print(f"Iteration {i - 1}, inertia {-res.history[-2]}.")
+
+    res = driver.run(_Lloyd(), KmeansParams(centres), backend, prep, max_iter=max_iter,
+                     stop=stop, on_iter=on_iter)
+    if verbose and res.converged:
+        print(f"Converged at iteration {res.n_iter - 1}: {stop.why}.")
+    centres = res.params.means
+    return centres, -res.history[-1], backend.argmax(prep, centre_form(centres)), res.n_iter

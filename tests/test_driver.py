@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+import pytest
+
 from em import fit
 
 
@@ -38,6 +41,31 @@ def test_patience_below_counts_small_gains_and_falls():
     assert not stop([0.0, 1.0])                     # a gain: not counted
     assert not stop([0.0, 1.0, 1.05])               # first small gain: waited 1
     assert stop([0.0, 1.0, 1.05, 0.5])              # a fall is the second: stop
+
+
+def test_moved_below_is_scikit_learns_kmeans_rule():
+    from em.models.kmeans import KmeansParams
+    at = lambda *m: KmeansParams(np.array(m, dtype=float)[:, None])     # noqa: E731
+    stop = fit.MovedBelow(0.5)
+    assert not stop([0.0], at(0.0, 10.0))           # nothing to compare with
+    assert not stop([0.0, 0.0], at(1.0, 10.0))      # moved 1 > 0.5
+    assert stop([0.0] * 3, at(1.5, 10.0)) and stop.why.startswith("center shift 0.25 within")
+    strict = fit.MovedBelow(0.0)
+    strict([0.0], at(1.0, 10.0))
+    assert strict([0.0, 0.0], at(1.0, 10.0)) and strict.why == "strict convergence"
+
+
+def test_kmeans_estimator_keeps_an_empty_clusters_centre():
+    """em.sklearn.KMeans's Lloyd on the driver: a centre no point is nearest stays put."""
+    from em.backends.numpy_backend import NumpyBackend
+    from em.sklearn import _lloyd
+    X = np.array([[0.0], [0.1], [1.0], [1.1]])
+    backend = NumpyBackend()
+    centres, inertia, labels, n_iter = _lloyd(backend, backend.prepare(X),
+                                              np.array([[0.0], [1.0], [50.0]]), 10, 0.0)
+    np.testing.assert_allclose(centres.ravel(), [0.05, 1.05, 50.0])
+    assert inertia == pytest.approx(4 * 0.05 ** 2) and labels.tolist() == [0, 0, 1, 1]
+    assert n_iter == 2                              # the second update moved nothing
 
 
 def test_every_model_has_the_hooks_the_driver_calls():
