@@ -3,6 +3,8 @@ the passes over it: the one routing rule of every ``train`` / ``fit`` / scoring 
 (:func:`placed`: routed and prepared)."""
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from scipy import sparse
 
@@ -54,9 +56,19 @@ def route(backend, data, D: int | None = None, name: str = "data", dtype=None):
     return backend, X
 
 
+class Placed(NamedTuple):
+    """Data placed for passes: the backend that runs them and the prepared data."""
+
+    backend: object
+    prep: object
+
+
 def placed(backend, data, D: int | None = None, name: str = "data", dtype=None,
-           sample_weight=None):
+           sample_weight=None) -> Placed:
     """(backend, prepared data): :func:`route`, then the backend's ``prepare`` with the
-    checked ``sample_weight`` (None: every sample counts once)."""
+    checked ``sample_weight`` (None: every sample counts once).  Data already placed (a model
+    fitted inside another's initialisation) as it is."""
+    if isinstance(data, Placed):
+        return data
     backend, X = route(backend, data, D, name, dtype)
-    return backend, backend.prepare(X, check_sample_weight(sample_weight, X.shape[0]))
+    return Placed(backend, backend.prepare(X, check_sample_weight(sample_weight, X.shape[0])))

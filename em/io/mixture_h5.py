@@ -1,5 +1,5 @@
 """The megamix model file: an h5py group of named arrays and attributes (megamix's layout, plus
-what restores a model exactly); arrays in and out, never models (those are em/mixture.py's)."""
+what restores a model exactly); arrays in and out, never models (those are em/mixture/'s)."""
 from __future__ import annotations
 
 import numpy as np
