@@ -58,7 +58,7 @@ def test_moved_below_is_scikit_learns_kmeans_rule():
 def test_kmeans_estimator_keeps_an_empty_clusters_centre():
     """em.sklearn.KMeans's Lloyd on the driver: a centre no point is nearest stays put."""
     from em.backends.numpy_backend import NumpyBackend
-    from em.sklearn import _lloyd
+    from em.sklearn.kmeans import _lloyd
     X = np.array([[0.0], [0.1], [1.0], [1.1]])
     backend = NumpyBackend()
     centres, inertia, labels, n_iter = _lloyd(backend, backend.prepare(X),
@@ -77,7 +77,7 @@ def test_every_model_has_the_hooks_the_driver_calls():
     from em.models.gmm import EM, GaussianParams
     from em.models.kmeans import Kmeans
     from em.models.variational import Variational
-    from em.sklearn import _VariationalHooks
+    from em.sklearn.mixtures import _VariationalHooks
     prior = GaussianParams(np.zeros(1), np.zeros((1, 2)), np.ones((1, 2)))
     reseeding = [EM("diag", 1e-6), MAP(prior, 16.0, "m", "diag", 1e-6, None), Kmeans()]
     never_dead = [Variational("diag", 1e-6, prior=None),      # their dead() is always empty

@@ -238,8 +238,8 @@ def test_estimators_fit_and_score_arrays_on_disk_as_in_memory(tmp_path, name, mo
 def test_large_arrays_on_disk_initialise_on_a_sample_and_iterate_on_all(tmp_path,
                                                                         monkeypatch):
     h5py = pytest.importorskip("h5py")
-    import em.sklearn
-    monkeypatch.setattr(em.sklearn, "INIT_ROWS", 500)
+    import em.sklearn.shared
+    monkeypatch.setattr(em.sklearn.shared, "INIT_ROWS", 500)      # where it is read
     X = blobs(n=6000, D=3, seed=8)
     with h5py.File(tmp_path / "x.h5", "w") as f:
         f["x"] = X

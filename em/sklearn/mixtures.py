@@ -1,87 +1,26 @@
-"""scikit-learn estimators on our kernels: drop-in :class:`GaussianMixture`,
-:class:`BayesianGaussianMixture` and :class:`KMeans`.
-
-Each subclasses scikit-learn's class and keeps its constructor parameters (plus ``backend``),
-its initialisation, its fitted attributes and its methods; only the iterations run here, on
-the fused pass of one of our backends through :func:`em.fit.run`.  From the same
-initialisation they reach scikit-learn's result: the same update equations, the same stopping
-rule (``tol`` on the change of the mean log-likelihood; for the variational mixture on the
-change of scikit-learn's lower bound, its entropy term taken from the pass's statistics; for
-k-means on the squared centre shift, scaled as scikit-learn scales it), the same iteration
-count.  The variational M-step and lower bound are scikit-learn's own methods.
-
-``fit`` also takes X on disk (``np.memmap``, ``np.load(..., mmap_mode='r')``, an h5py dataset)
-or in a dask array: the passes run where X lies (:mod:`em.backends.routing`), scikit-learn's
-checks and initialisation run on at most :data:`INIT_ROWS` of its rows drawn at random (all of
-them when X has fewer), and ``predict`` / ``predict_proba`` / ``score_samples`` / ``score``
-score such X where it lies too.
-
-Not run here (scikit-learn's own code runs, on the same estimator, X in memory):
-``covariance_type='tied'`` (no tied kernels), and k-means with non-uniform ``sample_weight``.
-"""
+"""scikit-learn's ``GaussianMixture`` and ``BayesianGaussianMixture`` with their iterations on
+our backends (:func:`em.fit.run`)."""
 from __future__ import annotations
 
-import re
 import warnings
 from typing import NamedTuple
 
 import numpy as np
-import sklearn
-from sklearn import cluster as _sk_cluster, mixture as _sk_mixture
+from sklearn import mixture as _sk_mixture
 from sklearn.base import _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky
 from sklearn.utils import check_random_state
-from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from em import backends, fit as driver
-from em.backends.routing import in_memory, placed
+from em.backends.routing import in_memory
 from em.models import gaussian as G
 from em.models.covariance import COVARIANCE_TYPES, of
 from em.models.gmm import EM, GaussianParams
-from em.models.kmeans import Kmeans as _KmeansModel, KmeansParams, centre_form
 from em.models.variational import Variational, VariationalParams, expected_log_weights
 from em.seeding import data_moments
-
-TESTED = ((1, 7), (1, 10))
-"""scikit-learn versions this module is tested with: from the first, below the second (it
-subclasses scikit-learn's estimators and uses about twenty of its private names).  The
-``sklearn`` extra in pyproject.toml declares the same range; CI tests both ends."""
-
-
-def _tested(version: str) -> bool:
-    """Whether scikit-learn ``version`` lies in :data:`TESTED`."""
-    major_minor = tuple(int(part) for part in re.findall(r"\d+", version)[:2])
-    return TESTED[0] <= major_minor < TESTED[1]
-
-
-if not _tested(sklearn.__version__):
-    warnings.warn(f"em.sklearn is tested with scikit-learn >={'.'.join(map(str, TESTED[0]))},"
-                  f"<{'.'.join(map(str, TESTED[1]))}, not {sklearn.__version__}: it relies on "
-                  "scikit-learn's private names, which may differ", UserWarning, stacklevel=2)
-
-INIT_ROWS = 100_000
-"""X on disk or in a dask array: scikit-learn's checks and initialisation see at most this
-many of its rows (drawn at random, kept in order); the iterations see all of them."""
-
-
-def _place(est, X, dtype=None):
-    """(backend, prepared X, rows of X in memory for scikit-learn's checks and
-    initialisation) for X on disk or in a dask array."""
-    backend, prep = placed(backends.get_backend(est.backend), X, name="X", dtype=dtype)
-    rows = np.arange(prep.N)
-    if prep.N > INIT_ROWS:
-        seed = check_random_state(est.random_state).randint(2**31)
-        rows = np.sort(np.random.default_rng(seed).choice(prep.N, INIT_ROWS, replace=False))
-    return backend, prep, prep.X[rows]
-
-
-def _where_it_lies(est, X, form, method, dtype=None, **options):
-    """The backend's ``method`` (loglik, argmax, log_posteriors, fused_stats) of ``form`` on X,
-    run where X lies, in ``dtype`` (default: X's)."""
-    backend, prep = placed(backends.get_backend(est.backend), X, est.n_features_in_, "X", dtype)
-    return getattr(backend, method)(prep, form, **options)
+from em.sklearn.shared import _place, _where_it_lies
 
 
 class _OnOurBackends:
@@ -368,123 +307,3 @@ def _iterate_variational(hooks, params, backend, prep, max_iter, tol, report):
     bounds = res.history[1:]
     converged = res.converged or stop(res.history)     # run does not test after its last update
     return res.params.params, bounds[-1], bounds, res.n_iter, converged
-
-
-class KMeans(_sk_cluster.KMeans):
-    """scikit-learn's ``KMeans`` (Lloyd) whose assignment passes run on our backends;
-    megamix's API is :class:`em.Kmeans`."""
-
-    def __init__(self, n_clusters=8, *, init="k-means++", n_init="auto", max_iter=300,
-                 tol=1e-4, verbose=0, random_state=None, copy_x=True, algorithm="lloyd",
-                 backend="auto"):
-        super().__init__(n_clusters=n_clusters, init=init, n_init=n_init, max_iter=max_iter,
-                         tol=tol, verbose=verbose, random_state=random_state, copy_x=copy_x,
-                         algorithm=algorithm)
-        self.backend = backend
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None, sample_weight=None):
-        if in_memory(X):
-            X = validate_data(self, X, accept_sparse="csr", dtype=[np.float64, np.float32],
-                              order="C", accept_large_sparse=False)   # X is never written
-            weighted = sample_weight is not None and \
-                not np.all(_check_sample_weight(sample_weight, X, dtype=X.dtype) == 1)
-            if weighted or hasattr(X, "toarray"):
-                return super().fit(X, y, sample_weight)
-            backend = backends.get_backend(self.backend)
-            prep = backend.prepare(X)
-            tol = float(np.mean(np.var(X, axis=0)) * self.tol) if self.tol else 0.0
-        else:
-            if sample_weight is not None:
-                raise ValueError("sample_weight runs scikit-learn's own k-means, which needs X "
-                                 "in memory")
-            backend, prep, X = _place(self, X)
-            X = validate_data(self, X, dtype=[np.float64, np.float32], order="C")
-            tol = float(data_moments(backend, prep, "diag")[1].mean() * self.tol) \
-                if self.tol else 0.0
-        self._check_params_vs_input(X)
-        self._n_threads = _openmp_effective_n_threads()     # predict / transform use it
-        random_state = check_random_state(self.random_state)
-        init = self.init
-        if hasattr(init, "__array__"):
-            init = np.asarray(init, dtype=X.dtype)
-            self._validate_center_shape(X, init)
-        x_squared_norms = np.einsum("ij,ij->i", X, X)
-        ones = np.ones(X.shape[0], dtype=X.dtype)
-        best = None
-        for _ in range(self._n_init):
-            centres = self._init_centroids(X, x_squared_norms=x_squared_norms, init=init,
-                                           random_state=random_state, sample_weight=ones)
-            if self.verbose:
-                print("Initialization complete")
-            trial = _lloyd(backend, prep, centres.astype(np.float64), self.max_iter, tol,
-                           self.verbose)
-            if best is None or trial[1] < best[1]:
-                best = trial
-        centres, inertia, labels, n_iter = best
-        distinct = len(np.unique(labels))
-        if distinct < self.n_clusters:
-            warnings.warn(f"Number of distinct clusters ({distinct}) found smaller than "
-                          f"n_clusters ({self.n_clusters}). Possibly due to duplicate points "
-                          "in X.", ConvergenceWarning, stacklevel=2)
-        self.cluster_centers_ = centres.astype(X.dtype)
-        self._n_features_out = self.cluster_centers_.shape[0]
-        self.labels_, self.inertia_, self.n_iter_ = labels, inertia, n_iter
-        return self
-
-    def predict(self, X):
-        if in_memory(X):
-            return super().predict(X)
-        check_is_fitted(self)
-        return _where_it_lies(self, X, centre_form(self.cluster_centers_), "argmax")
-
-    def score(self, X, y=None, sample_weight=None):
-        if in_memory(X):
-            return super().score(X, y, sample_weight)
-        check_is_fitted(self)
-        if sample_weight is not None:
-            raise ValueError("sample_weight needs X in memory")
-        centres = np.asarray(self.cluster_centers_, dtype=np.float64)
-        stats = _where_it_lies(self, X, centre_form(centres), "fused_stats", hard=True)
-        return -_distortion(stats, centres)
-
-
-def _distortion(stats, centres) -> float:
-    """sum_n min_k ||x_n - mu_k||^2 from a hard pass of the centres' form."""
-    return float(stats.about(centres).S2.sum())
-
-
-class _Lloyd(_KmeansModel):
-    """scikit-learn's Lloyd iterations as hooks of the one driver: an empty cluster keeps its
-    centre (scikit-learn moves it to a far point) -- the centres of the pass ``m_step`` gets
-    are those of the last ``form``, as :func:`em.fit.run` calls them."""
-
-    def form(self, p):
-        self._centres = p.means
-        return super().form(p)
-
-    def m_step(self, stats):
-        moved = super().m_step(stats).means
-        return KmeansParams(np.where(stats.N[:, None] > 0, moved, self._centres))
-
-    def dead(self, stats) -> np.ndarray:
-        return np.empty(0, dtype=np.int64)
-
-
-def _lloyd(backend, prep, centres, max_iter, tol, verbose=0):
-    """Lloyd iterations as scikit-learn runs them, one fused pass each, on :func:`em.fit.run`
-    with scikit-learn's stop (:class:`em.fit.MovedBelow`); the pass that stops also gives the
-    inertia.  ``verbose`` prints scikit-learn's lines.  Returns (centres, inertia, labels,
-    iterations)."""
-    stop = driver.MovedBelow(tol)
-
-    def on_iter(i, p, res):                   # scikit-learn prints the passes that update
-        if verbose and i > 0:
-            print(f"Iteration {i - 1}, inertia {-res.history[-2]}.")
-
-    res = driver.run(_Lloyd(), KmeansParams(centres), backend, prep, max_iter=max_iter,
-                     stop=stop, on_iter=on_iter)
-    if verbose and res.converged:
-        print(f"Converged at iteration {res.n_iter - 1}: {stop.why}.")
-    centres = res.params.means
-    return centres, -res.history[-1], backend.argmax(prep, centre_form(centres)), res.n_iter
