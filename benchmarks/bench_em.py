@@ -147,8 +147,8 @@ def c_rows(X, params, cv, iters):
     D = params[0].shape[1]
     rows = [("c", time_em(CBackend(), X, params, cv, iters))]
     for w in reversed(tg.detect().executable):
-        names = [v["name"] for v in variants(D, cv, "float32", tg.detect(w))
-                 if v["vbytes"] == w]
+        names = [v.name for v in variants(D, cv, "float32", tg.detect(w))
+                 if v.vbytes == w]
         best = min((time_em(CBackend(variant=n, vector_bytes=w), X, params, cv, iters), n)
                    for n in names)
         rows.append((f"c w{w} ({best[1]})", best[0]))

@@ -62,7 +62,7 @@ def _render(args) -> int:
         from em.backends.cuda_backend import render_params
         params = render_params(args.D, args.cvtype, args.dtype)
     if args.variant:
-        params["variants"] = [v for v in params["variants"] if v["name"] == args.variant]
+        params["variants"] = [v for v in params["variants"] if v.name == args.variant]
         if not params["variants"]:
             print(f"no variant {args.variant!r} for this problem", file=sys.stderr)
             return 2

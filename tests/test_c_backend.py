@@ -44,7 +44,7 @@ PROBLEMS = [(M, D, cv, dt) for cv, shapes in SHAPES.items() for (M, D) in shapes
 
 
 def variant_names(D, cv, dt, width=None) -> list[str]:
-    return [v["name"] for v in c_backend.variants(D, cv, dt, tg.detect(width))]
+    return [v.name for v in c_backend.variants(D, cv, dt, tg.detect(width))]
 
 
 CASES = [pytest.param(M, D, cv, dt, name, width,

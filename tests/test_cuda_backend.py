@@ -30,7 +30,7 @@ SHAPES = {"diag": [(1, 1), (3, 1), (5, 19), (16, 128), (512, 3), (64, 39)],
           "full": [(1, 1), (3, 1), (5, 19), (4, 64), (64, 39)]}
 DTYPES = ("float32", "float64")
 NS = (1, 17, 1000, 5003)
-CASES = [pytest.param(M, D, cv, dt, v["name"], id=f"{cv}-M{M}-D{D}-{dt}-{v['name']}")
+CASES = [pytest.param(M, D, cv, dt, v.name, id=f"{cv}-M{M}-D{D}-{dt}-{v.name}")
          for cv, shapes in SHAPES.items() for (M, D) in shapes for dt in DTYPES
          for v in cuda_backend.variants(D, cv, dt)]
 ORACLE = NumpyBackend()

@@ -29,7 +29,7 @@ def fake(monkeypatch):
 
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("hard", [False, True])
-@pytest.mark.parametrize("variant", [v["name"] for v in cuda_backend.variants(1, "diag",
+@pytest.mark.parametrize("variant", [v.name for v in cuda_backend.variants(1, "diag",
                                                                               "float32")])
 @pytest.mark.parametrize("M, D, cv, dt", PROBLEMS)
 def test_fused_stats_match_numpy(fake, M, D, cv, dt, variant, hard, weighted):
@@ -113,7 +113,7 @@ def test_tuning_key_names_the_gpu(fake):
     b.fused_stats(b.prepare(X), make_form(M, D, cv))
     (key, variant), = b.chosen().items()
     assert key.startswith("cuda/fused/M8/D19/diag/float32/N1e2/emulated_GPU_sm_90/")
-    assert variant in [v["name"] for v in cuda_backend.variants(D, cv, dt)]
+    assert variant in [v.name for v in cuda_backend.variants(D, cv, dt)]
     assert b.device == "emulated GPU sm_90"
 
 

@@ -29,7 +29,7 @@ def test_cuda_template_compiles_with_nvcc(tmp_path, D, cvtype, dtype):
     assert 'extern "C" __global__' in source and "#define M" not in source
     for v in params["variants"]:
         for kind in ("estep", "stats", "score"):
-            assert f"{kind}_{v['name']}(const T* __restrict__ X, long long n0, int n, int M," \
+            assert f"{kind}_{v.name}(const T* __restrict__ X, long long n0, int n, int M," \
                 in source
     src = tmp_path / "k.cu"
     src.write_text(source)
@@ -42,8 +42,8 @@ def test_cuda_template_compiles_with_nvcc(tmp_path, D, cvtype, dtype):
 
 def test_cuda_variants_differ():
     vs = cuda_backend.variants(39, "full", "float32")
-    assert len({v["name"] for v in vs}) == len(vs) >= 2
-    assert {v["stats"] for v in vs} == {"owner", "split"}
+    assert len({v.name for v in vs}) == len(vs) >= 2
+    assert {v.stats for v in vs} == {"owner", "split"}
 
 
 def test_cuda_unavailable_falls_back_with_one_warning_and_a_reason():

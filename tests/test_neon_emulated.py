@@ -179,7 +179,7 @@ def build(family, target, folder: Path) -> tuple[Path, list[str]]:
     """(aarch64 executable serving the family's kernels, its variant names)."""
     D, cv, dt = family
     rp = c_backend.render_params(D, cv, dt, target)
-    names = [v["name"] for v in rp["variants"]]
+    names = [v.name for v in rp["variants"]]
     flags = [f"-march={target.march}", *cc.CFLAGS]
     stem = folder / f"{cv}_D{D}_{dt}"
     objs = []
@@ -277,7 +277,7 @@ class EmulatedModule(c_backend._Module):
 
     def __init__(self, family, target, names, emulator):
         D, cv, dt = family
-        self.variants = {v["name"]: v for v in c_backend.variants(D, cv, dt, target)}
+        self.variants = {v.name: v for v in c_backend.variants(D, cv, dt, target)}
         assert list(self.variants) == names
         self.registers = target.registers
         self.info = {"path": "qemu-aarch64", "compiled": True}

@@ -36,7 +36,7 @@ def run_em(*args, timeout: float = 120, **env) -> subprocess.CompletedProcess:
 
 
 def _names(D, cv, dt) -> list[str]:
-    return [v["name"] for v in c_backend.variants(D, cv, dt, tg.detect())]
+    return [v.name for v in c_backend.variants(D, cv, dt, tg.detect())]
 
 
 def _default_variant(D, cv, dt) -> str:

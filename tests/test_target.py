@@ -169,7 +169,7 @@ def test_signature_gives_c_and_ctypes():
 
 def test_kernel_signatures_are_rendered_from_the_declarations():
     src = render("c", "gmm", c_backend.render_params(5, "full", "float64"))
-    name = c_backend.variants(5, "full", "float64", tg.detect())[0]["name"]
+    name = c_backend.variants(5, "full", "float64", tg.detect())[0].name
     assert f'extern "C" int fused_{name}({c_backend.FUSED.c})' in src
     assert f'extern "C" int score_{name}({c_backend.SCORE.c})' in src
 

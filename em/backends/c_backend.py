@@ -6,21 +6,21 @@ It holds every code variant of the two kernels -- ``fused_<variant>`` (the stati
 ``score_<variant>`` (log-likelihood, log posteriors or argmax) -- at the target's vector width
 (and at 32 bytes too on AVX-512).  On first use for a problem key the variants are timed on the
 data and the winner is remembered (:mod:`em.specializer.tuning`).  A kernel that fails to
-compile or load makes this backend warn once and hand that family to the numpy backend.
+compile or load makes this backend warn once and hand that family to the numpy backend.  The
+driver of all this is :mod:`em.backends.compiled`'s, shared with the CUDA backend.
 """
 from __future__ import annotations
 
 import ctypes
-import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
-from em.backends.base import ROUNDING, Backend, BackendUnavailable, Prepared
-from em.backends.numpy_backend import NumpyBackend
+from em.backends.base import ROUNDING, BackendUnavailable, Prepared
+from em.backends.compiled import MODES, CompiledBackend, Module, Variant
 from em.contract import ScoringForm, Stats
 from em.specializer import compile as cc
 from em.specializer import target as tg
-from em.specializer import tuning
 from em.specializer.layout import Layout
 from em.specializer.render import render
 from em.specializer.signature import Signature
@@ -39,10 +39,21 @@ FUSED = Signature("const T* X, int64_t N, int64_t M, const double* weight, const
 SCORE = Signature("const T* X, int64_t N, int64_t M, const double* c, const double* mu, "
                   "const double* prec, const double* lc, const uint8_t* far, int mode, "
                   "int nthreads, double* out_ll, double* out_post, int64_t* out_arg")
-_MODE = {"loglik": 0, "logpost": 1, "argmax": 2}
 
 
-def variants(D: int, cvtype: str, dtype: str, target: tg.Target) -> list[dict]:
+@dataclass(frozen=True)
+class CVariant(Variant):
+    """A C code variant (see :func:`variants`): its log-rho ``layout``, what threads split
+    (``parallel``: 'samples' or 'components'), the vector width in bytes and, for
+    'components', the sub-blocks of rows the threads score together."""
+
+    layout: str
+    parallel: str
+    vbytes: int
+    sub: int | None = None
+
+
+def variants(D: int, cvtype: str, dtype: str, target: tg.Target) -> list[CVariant]:
     """The code variants compiled for a shape family, the default first.
 
     diag layouts: ``kv`` scores a few samples at a time with components in the vector lanes,
@@ -61,21 +72,21 @@ def variants(D: int, cvtype: str, dtype: str, target: tg.Target) -> list[dict]:
     for vb in target.widths:
         w = dict(vbytes=vb)
         if cvtype == "diag":
-            out += [dict(name=f"kv_s128_w{vb}", layout="kvec", parallel="samples", block=128, **w),
-                    dict(name=f"nv_s256_w{vb}", layout="nvec", parallel="samples", block=256, **w)]
+            out += [CVariant(f"kv_s128_w{vb}", layout="kvec", parallel="samples", block=128, **w),
+                    CVariant(f"nv_s256_w{vb}", layout="nvec", parallel="samples", block=256, **w)]
         else:
-            out += [dict(name=f"gt_s512_w{vb}", layout="gcol", parallel="samples", block=512, **w),
-                    dict(name=f"g_s128_w{vb}", layout="gemm", parallel="samples", block=128, **w),
-                    dict(name=f"g_c256_w{vb}", layout="gemm", parallel="components", block=256,
-                         sub=16, **w)]
+            out += [CVariant(f"gt_s512_w{vb}", layout="gcol", parallel="samples", block=512, **w),
+                    CVariant(f"g_s128_w{vb}", layout="gemm", parallel="samples", block=128, **w),
+                    CVariant(f"g_c256_w{vb}", layout="gemm", parallel="components", block=256,
+                             sub=16, **w)]
     return out
 
 
-def usable(variant: dict, M: int, D: int, cvtype: str, dtype: str, registers: int) -> bool:
+def usable(variant: CVariant, M: int, D: int, cvtype: str, dtype: str, registers: int) -> bool:
     """Whether a variant suits M components: private per-thread accumulators must stay small."""
-    if variant["parallel"] != "samples":
+    if variant.parallel != "samples":
         return True
-    L = Layout(D, cvtype, dtype, variant["vbytes"], registers)
+    L = Layout(D, cvtype, dtype, variant.vbytes, registers)
     per_component = L.ZW if cvtype == "diag" else L.DP * (D + 1)
     return M * per_component * 8 <= PRIVATE_STATS_LIMIT
 
@@ -91,9 +102,9 @@ def render_params(D: int, cvtype: str, dtype: str, target: tg.Target | None = No
 
 def units(params: dict) -> list[str]:
     """The library's sources: one translation unit per vector width (compiled side by side)."""
-    widths = sorted({v["vbytes"] for v in params["variants"]}, reverse=True)
+    widths = sorted({v.vbytes for v in params["variants"]}, reverse=True)
     return [render("c", "gmm", dict(params, variants=[v for v in params["variants"]
-                                                      if v["vbytes"] == w]))
+                                                      if v.vbytes == w]))
             for w in widths]
 
 
@@ -146,19 +157,18 @@ def work_flops(N: int, M: int, D: int, cvtype: str) -> float:
     return float(N) * M * per
 
 
-class _Module:
+class _Module(Module):
     """A loaded library for one shape family and target, and its variants' entry points."""
 
     def __init__(self, D: int, cvtype: str, dtype: str, target: tg.Target):
         params = render_params(D, cvtype, dtype, target)
-        self.variants = {v["name"]: v for v in params["variants"]}
         self.registers = target.registers
         sources = units(params)
         widths = " and ".join(f"{w}-byte" for w in target.widths)
         self.lib, self.info = cc.load(
             sources, what=f"the C kernels for {cvtype} D={D} {dtype}, any M ({target.isa}, "
                           f"{widths} vectors)")
-        self.tag = cc.source_hash(sources)[:12]       # kernels and CPU: new code is re-tuned
+        super().__init__(params["variants"], cc.source_hash(sources)[:12])  # kernels and CPU
         try:
             self.fused = {n: FUSED.bind(getattr(self.lib, f"fused_{n}")) for n in self.variants}
             self.score = {n: SCORE.bind(getattr(self.lib, f"score_{n}")) for n in self.variants}
@@ -168,7 +178,6 @@ class _Module:
         self._max_threads.restype = ctypes.c_int
 
     def names(self, M: int, D: int, cvtype: str, dtype: str) -> list[str]:
-        """The variants to consider for M components, the default first."""
         return [n for n, v in self.variants.items()
                 if usable(v, M, D, cvtype, dtype, self.registers)]
 
@@ -186,7 +195,15 @@ def _ptr(a):
     return None if a is None else a.ctypes.data
 
 
-class CBackend(Backend):
+def _head(prep: Prepared, rows: int | None) -> Prepared:
+    """The data's first ``rows`` rows (all for None)."""
+    if rows is None:
+        return prep
+    return Prepared(prep.X[:rows], None if prep.weight is None else prep.weight[:rows],
+                    prep.center)
+
+
+class CBackend(CompiledBackend):
     """See the module docstring.
 
     ``threads=0`` uses up to OpenMP's default (OMP_NUM_THREADS, or what threadpoolctl set);
@@ -196,42 +213,13 @@ class CBackend(Backend):
     """
 
     name = "c"
+    build_errors = (cc.CompileError, OSError)         # OSError: e.g. an unwritable cache
 
     def __init__(self, threads: int = 0, variant: str | None = None,
                  vector_bytes: int | None = None):
+        super().__init__(variant)
         self.threads = int(threads)
-        self.variant = variant
         self.vector_bytes = vector_bytes
-        self._modules: dict[tuple, _Module | None] = {}
-        self._choices: dict[str, str] = {}
-        self._fallback = NumpyBackend()
-
-    def prepare(self, X: np.ndarray, weight: np.ndarray | None = None,
-                center: np.ndarray | None = None) -> Prepared:
-        prep = super().prepare(X, weight, center)
-        # the kernels centre in the data's dtype: use a centre that dtype represents exactly
-        prep.center = prep.center.astype(X.dtype).astype(np.float64)
-        return prep
-
-    # -- compiled modules, threads and variant choice ------------------------------------
-    def module(self, D: int, cvtype: str, dtype: str) -> _Module | None:
-        """The compiled module of a shape family, or None (warned once) if it cannot be built."""
-        try:
-            target = self.target()
-        except cc.CompileError as exc:
-            target, failure = None, exc
-        key = (D, cvtype, dtype, target)
-        if key not in self._modules:
-            try:
-                if target is None:
-                    raise failure
-                self._modules[key] = _Module(D, cvtype, dtype, target)
-            except (cc.CompileError, OSError) as exc:     # OSError: e.g. unwritable cache
-                warnings.warn(f"em: C kernel for {cvtype} D={D} {dtype} failed to build "
-                              f"({exc}); using the numpy backend for it",
-                              RuntimeWarning, stacklevel=4)
-                self._modules[key] = None
-        return self._modules[key]
 
     def target(self) -> tg.Target:
         return tg.detect(self.vector_bytes)
@@ -243,28 +231,25 @@ class CBackend(Backend):
         cap = int(work_flops(N, form.M, form.D, form.cvtype) // WORK_PER_THREAD)
         return max(1, min(want, cap))
 
-    def _choose(self, mod: _Module, kernel: str, prep: Prepared, form: ScoringForm, run) -> str:
-        dtype = prep.X.dtype.name
-        names = mod.names(form.M, form.D, form.cvtype, dtype)
-        key = tuning.problem_key("c", kernel, form.M, form.D, form.cvtype, dtype, prep.N,
-                                 self.target().tag, mod.tag)
+    # -- the hooks of CompiledBackend ----------------------------------------------------
+    def _family(self, D: int, cvtype: str, dtype: str) -> tuple:
+        try:
+            return D, cvtype, dtype, self.target()
+        except cc.CompileError:
+            return D, cvtype, dtype, None             # _build meets the failure again
+
+    def _build(self, D: int, cvtype: str, dtype: str, target: tg.Target | None) -> _Module:
+        return _Module(D, cvtype, dtype, target or self.target())
+
+    def _target_tag(self) -> str:
+        return self.target().tag
+
+    def _tune_rows(self, form: ScoringForm) -> int:
         lo, hi = TUNE_ROWS
-        rows = int(min(hi, max(lo, TUNE_FLOPS / work_flops(1, form.M, form.D, form.cvtype))))
-        sub = Prepared(prep.X[:rows], None if prep.weight is None else prep.weight[:rows],
-                       prep.center)
-        candidates = {v: (lambda v=v: run(v, sub)) for v in names}
-        return tuning.choose(key, candidates, names[0], self._choices, self.variant)
+        return int(min(hi, max(lo, TUNE_FLOPS / work_flops(1, form.M, form.D, form.cvtype))))
 
-    def chosen(self) -> dict[str, str]:
-        """Variant chosen for each problem key seen by this backend in this process."""
-        return dict(self._choices)
-
-    # -- the contract --------------------------------------------------------------------
-    def stats_pass(self, prep: Prepared, form: ScoringForm, hard: bool = False,
-                   about: np.ndarray | None = None) -> Stats:
-        mod = self.module(form.D, form.cvtype, prep.X.dtype.name)
-        if mod is None:
-            return self._fallback.stats_pass(prep, form, hard, about)
+    def _fused(self, mod: _Module, prep: Prepared, form: ScoringForm, hard: bool,
+               about: np.ndarray | None):
         M, D = form.M, form.D
         s2_shape = (M, D) if form.cvtype == "diag" else (M, D, D)
         dtype = prep.X.dtype.name
@@ -273,53 +258,34 @@ class CBackend(Backend):
         sh = None if about is None else np.ascontiguousarray(about, dtype=np.float64)
         marked = far(form, prep.center, dtype, distance)
 
-        def run(variant, p):
-            out = (_out(1), _out(M), _out((M, D)), _out(s2_shape))
+        def run(variant, rows=None):
+            p = _head(prep, rows)
+            ll, N, S1, S2 = out = (_out(1), _out(M), _out((M, D)), _out(s2_shape))
             rc = mod.fused[variant](
                 _ptr(p.X), p.N, M, _ptr(p.weight), _ptr(p.center), _ptr(form.means),
                 _ptr(form.prec), _ptr(form.log_const), _ptr(marked), _ptr(exact), _ptr(sh),
                 int(hard), self.thread_count(mod, p.N, form), *map(_ptr, out))
             if rc != 0:
                 raise MemoryError(f"C kernel fused_{variant} could not allocate its buffers")
-            return out
+            return Stats(float(ll[0]), N, S1, S2, shift)
+        return run
 
-        variant = self._choose(mod, "fused", prep, form, run)
-        ll, N, S1, S2 = run(variant, prep)
-        return Stats(float(ll[0]), N, S1, S2, shift)
-
-    def _score(self, prep: Prepared, form: ScoringForm, mode: str):
-        mod = self.module(form.D, form.cvtype, prep.X.dtype.name)
-        if mod is None:
-            return None
-        self.fit_centre(prep, form)
+    def _scorer(self, mod: _Module, prep: Prepared, form: ScoringForm):
         marked = far(form, prep.center, prep.X.dtype.name)
 
-        def run(variant, p, mode=mode):
+        def run(variant, rows=None, mode="loglik"):
+            p = _head(prep, rows)
             ll = _out(p.N) if mode != "argmax" else None
             post = _out((p.N, form.M)) if mode == "logpost" else None
             arg = _out(p.N, np.int64) if mode == "argmax" else None
             rc = mod.score[variant](
                 _ptr(p.X), p.N, form.M, _ptr(p.center), _ptr(form.means), _ptr(form.prec),
-                _ptr(form.log_const), _ptr(marked), _MODE[mode],
+                _ptr(form.log_const), _ptr(marked), MODES[mode],
                 self.thread_count(mod, p.N, form), _ptr(ll), _ptr(post), _ptr(arg))
             if rc != 0:
                 raise MemoryError(f"C kernel score_{variant} could not allocate its buffers")
             return ll, post, arg
-
-        variant = self._choose(mod, "score", prep, form, lambda v, p: run(v, p, "loglik"))
-        return run(variant, prep)
-
-    def loglik(self, prep: Prepared, form: ScoringForm) -> np.ndarray:
-        out = self._score(prep, form, "loglik")
-        return self._fallback.loglik(prep, form) if out is None else out[0]
-
-    def log_posteriors(self, prep: Prepared, form: ScoringForm):
-        out = self._score(prep, form, "logpost")
-        return self._fallback.log_posteriors(prep, form) if out is None else out[:2]
-
-    def argmax(self, prep: Prepared, form: ScoringForm) -> np.ndarray:
-        out = self._score(prep, form, "argmax")
-        return self._fallback.argmax(prep, form) if out is None else out[2]
+        return run
 
 
 PROBE = 'extern "C" int em_probe(int x) {\n    int s = 0;\n#pragma omp parallel for ' \

@@ -6,7 +6,7 @@
 ## or 'components' (threads score a block together, then split its components).
 <%page args="L, variants"/>\
 <%
-    layouts = {v["layout"] for v in variants}
+    layouts = {v.layout for v in variants}
     COLS = ("nvec", "gcol")                  # layouts with samples in lanes: lr [M][B]
 %>\
 // Per-thread workspace: the tile, its log rho / responsibilities, scratch, accumulators.
@@ -189,12 +189,12 @@ static inline void block_stats_${lay}(const Form* f, int64_t k0, int64_t k1, int
     return err ? -1 : 0;
 </%def>\
 % for v in variants:
-<% lay = v["layout"] %>\
-// ------------------------------------------------------------------ variant ${v["name"]}
-extern "C" int fused_${v["name"]}(${sig["fused"]}) {
-    const int B = ${v["block"]};
-${prologue(v["parallel"] == "samples")}\
-% if v["parallel"] == "samples":
+<% lay = v.layout %>\
+// ------------------------------------------------------------------ variant ${v.name}
+extern "C" int fused_${v.name}(${sig["fused"]}) {
+    const int B = ${v.block};
+${prologue(v.parallel == "samples")}\
+% if v.parallel == "samples":
     if (!err) {
 #pragma omp parallel num_threads(nt)
     {
@@ -224,7 +224,7 @@ ${prologue(v["parallel"] == "samples")}\
     group = L.stats_tile[0] if L.cvtype == "diag" else 1
     assert lay not in COLS, "the components strategy needs the rows layout"
 %>\
-    // all threads score a block together (sub-blocks of ${v["sub"]} rows), then split its
+    // all threads score a block together (sub-blocks of ${v.sub} rows), then split its
     // components (groups of ${group}): one shared set of accumulators, however many threads
     Work shared;
     memset(&shared, 0, sizeof shared);
@@ -246,9 +246,9 @@ ${prologue(v["parallel"] == "samples")}\
             const int64_t n0 = blk * B;
             const int nb = (int)(N - n0 < B ? N - n0 : B);
 #pragma omp for schedule(static)
-            for (int s0 = 0; s0 < nb; s0 += ${v["sub"]}) {
+            for (int s0 = 0; s0 < nb; s0 += ${v.sub}) {
                 if (!ok) continue;
-                const int ns = nb - s0 < ${v["sub"]} ? nb - s0 : ${v["sub"]};
+                const int ns = nb - s0 < ${v.sub} ? nb - s0 : ${v.sub};
                 T* zs = shared.z + (size_t)s0 * ZW;
                 T* lrs = shared.lr + (size_t)s0 * f.MP;
                 load_tile(&f, X, n0 + s0, ns, zs);
@@ -284,8 +284,8 @@ ${prologue(v["parallel"] == "samples")}\
 ${epilogue()}\
 }
 
-extern "C" int score_${v["name"]}(${sig["score"]}) {
-    const int B = ${v["block"]};
+extern "C" int score_${v.name}(${sig["score"]}) {
+    const int B = ${v.block};
 ${prologue(exact="0", sh="0")}\
     if (!err) {
 #pragma omp parallel num_threads(nt)

@@ -12,11 +12,11 @@
 <%! from em.specializer.layout import Layout %>\
 <%
     T = "float" if dtype == "float32" else "double"
-    widths = sorted({v["vbytes"] for v in variants}, reverse=True)
+    widths = sorted({v.vbytes for v in variants}, reverse=True)
 %>\
 // em generated kernels: cvtype=${cvtype} D=${D} dtype=${dtype}, M at run time
 // target: ${target["isa"]} (-march=${target["march"]}), ${target["registers"]} vector registers; widths: ${", ".join(f"{w} bytes" for w in widths)}
-// variants: ${", ".join(v["name"] for v in variants)}
+// variants: ${", ".join(v.name for v in variants)}
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -60,8 +60,8 @@ namespace w${vb} {
 <%include file="simd.mako" args="L=L"/>
 <%include file="form.mako" args="L=L"/>
 <%include file="rows.mako" args="L=L"/>
-<%include file="logrho_${cvtype}.mako" args="L=L, layouts={v['layout'] for v in variants if v['vbytes'] == vb}"/>
-<%include file="stats.mako" args="L=L, layouts={v['layout'] for v in variants if v['vbytes'] == vb}"/>
-<%include file="drivers.mako" args="L=L, variants=[v for v in variants if v['vbytes'] == vb]"/>
+<%include file="logrho_${cvtype}.mako" args="L=L, layouts={v.layout for v in variants if v.vbytes == vb}"/>
+<%include file="stats.mako" args="L=L, layouts={v.layout for v in variants if v.vbytes == vb}"/>
+<%include file="drivers.mako" args="L=L, variants=[v for v in variants if v.vbytes == vb]"/>
 }  // namespace w${vb}
 % endfor

@@ -1,12 +1,13 @@
 ## CUDA kernels of the kernel contract for one shape family: ${cvtype}, D=${D}, ${dtype}, any
 ## number of components M (a run-time argument of every kernel, after n).  Rendered by
 ## em/specializer/render.py; compiled by pycuda (SourceModule, no_extern_c) or, in the CI check,
-## by nvcc -cubin.  Every variant in `variants` gets its own entry points.
+## by nvcc -cubin.  Every variant in `variants` gets its own entry points; their parameter lists
+## come from `sig` (em.backends.cuda_backend.KERNELS declares them once).
 ## A pass over a chunk of n rows is two launches: estep_<v> (log rho -> responsibilities in a
 ## chunk x M buffer, per-sample log-likelihood) then stats_<v> (N_k, S1_k, S2_k in float64).
 <% T = "float" if dtype == "float32" else "double" %>\
 // em generated kernels: cvtype=${cvtype} D=${D} dtype=${dtype}, M at run time
-// variants: ${", ".join(v["name"] for v in variants)}
+// variants: ${", ".join(v.name for v in variants)}
 typedef ${T} T;
 #define D ${D}
 
@@ -38,14 +39,11 @@ __device__ __forceinline__ T log_rho(const T* __restrict__ x, const T* __restric
 }
 
 <%def name="kernels(v)">\
-// ---------------------------------------------------------------- variant ${v["name"]}
+// ---------------------------------------------------------------- variant ${v.name}
 // one thread per sample: log rho for every component into R, then responsibilities in place;
 // ll[i] = w_n * log-likelihood (hard: classification likelihood, one-hot R)
-extern "C" __global__ void __launch_bounds__(${v["block"]})
-estep_${v["name"]}(const T* __restrict__ X, long long n0, int n, int M,
-                   const double* __restrict__ w, const T* __restrict__ c,
-                   const T* __restrict__ mu, const T* __restrict__ P, const T* __restrict__ lc,
-                   int hard, T* __restrict__ R, double* __restrict__ ll) {
+extern "C" __global__ void __launch_bounds__(${v.block})
+estep_${v.name}(${sig["estep"]}) {
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
     const T* x = X + (n0 + i) * D;
@@ -74,16 +72,14 @@ estep_${v["name"]}(const T* __restrict__ X, long long n0, int n, int M,
 // statistics of a chunk: entry e of N_k (e = 0), S1_k (1..D), S2_k (diag: D+1..2D; full: the
 // D*D matrix) for component k = blockIdx.y, about the component's mean c + sh_k (sh [M][D]:
 // the centred means, rounded to T), so the moments never cancel.
-% if v["stats"] == "owner":
+% if v.stats == "owner":
 // One thread owns an entry and loops over all rows of the chunk (no atomics).
 % else:
-// Rows are split among ${v["split"]} slices (blockIdx.z); slices add with atomicAdd (double).
+// Rows are split among ${v.split} slices (blockIdx.z); slices add with atomicAdd (double).
 % endif
 <% E = 1 + D + (D if cvtype == "diag" else D * D) %>\
-extern "C" __global__ void __launch_bounds__(${v["block"]})
-stats_${v["name"]}(const T* __restrict__ X, long long n0, int n, int M,
-                   const T* __restrict__ c, const T* __restrict__ sh, const T* __restrict__ R,
-                   double* __restrict__ acc) {
+extern "C" __global__ void __launch_bounds__(${v.block})
+stats_${v.name}(${sig["stats"]}) {
     const int e = blockIdx.x * blockDim.x + threadIdx.x;
     const int k = blockIdx.y;
     if (e >= ${E}) return;
@@ -94,10 +90,10 @@ stats_${v["name"]}(const T* __restrict__ X, long long n0, int n, int M,
 % else:
     else if (e > D) { a = (e - 1 - D) / D; b = (e - 1 - D) % D; }
 % endif
-% if v["stats"] == "owner":
+% if v.stats == "owner":
     const int r0 = 0, r1 = n;
 % else:
-    const int per = (n + ${v["split"]} - 1) / ${v["split"]};
+    const int per = (n + ${v.split} - 1) / ${v.split};
     const int r0 = blockIdx.z * per, r1 = min(n, r0 + per);
 % endif
     double s = 0.0;
@@ -109,7 +105,7 @@ stats_${v["name"]}(const T* __restrict__ X, long long n0, int n, int M,
         if (b >= 0) v *= (X[(n0 + i) * D + b] - c[b]) - sh[(size_t)k * D + b];
         s += (double)v;
     }
-% if v["stats"] == "owner":
+% if v.stats == "owner":
     acc[(size_t)k * ${E} + e] += s;
 % else:
     atomicAdd(acc + (size_t)k * ${E} + e, s);
@@ -117,11 +113,8 @@ stats_${v["name"]}(const T* __restrict__ X, long long n0, int n, int M,
 }
 
 // scoring, one thread per sample: mode 0 log-likelihood, 1 also log posteriors [n][M], 2 argmax
-extern "C" __global__ void __launch_bounds__(${v["block"]})
-score_${v["name"]}(const T* __restrict__ X, long long n0, int n, int M,
-                   const T* __restrict__ c, const T* __restrict__ mu, const T* __restrict__ P,
-                   const T* __restrict__ lc, int mode, double* __restrict__ ll, double* __restrict__ post,
-                   long long* __restrict__ arg) {
+extern "C" __global__ void __launch_bounds__(${v.block})
+score_${v.name}(${sig["score"]}) {
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
     const T* x = X + (n0 + i) * D;
