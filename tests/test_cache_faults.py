@@ -218,7 +218,7 @@ def target_damaged(k):
 
 
 def mako_damaged(k):
-    return (f"compiled templates in {k.root / 'mako'} are damaged",)
+    return (f"compiled templates in {k.root / 'mako'}", "are damaged")
 
 
 def mako_modules(k):
@@ -454,3 +454,27 @@ def test_threads_racing_to_tune_match_a_sequential_run(tmp_path, monkeypatch, sh
     for name in ("weights", "means", "covars"):
         assert rel_err(getattr(sequential.components, name),
                        getattr(reference.components, name)) <= TOL[dt]
+
+
+def test_templates_compiled_from_other_text_are_not_used(tmp_path, monkeypatch):
+    """Mako checks a compiled template against its file's mtime only: templates older than
+    the modules compiled from other text (an upgrade from a wheel, a second checkout sharing
+    the cache) must still be the ones rendered."""
+    from em.specializer import render as R
+    shutil.copytree(R.TEMPLATE_DIR, tmp_path / "templates")
+    monkeypatch.setattr(R, "TEMPLATE_DIR", tmp_path / "templates")
+    monkeypatch.setenv("EM_CACHE_DIR", str(tmp_path / "cache"))
+    R._lookup.cache_clear()
+    try:
+        before = R.render("cuda", "gmm", dict(D=3, cvtype="diag", dtype="float32", variants=[],
+                                              sig={k: "" for k in ("estep", "stats", "score")}))
+        cuda = tmp_path / "templates" / "cuda" / "gmm.mako"
+        stamp = cuda.stat().st_mtime
+        cuda.write_text(cuda.read_text().replace("// em generated kernels", "// EDITED kernels"))
+        os.utime(cuda, (stamp - 3600, stamp - 3600))          # older than its compiled module
+        R._lookup.cache_clear()
+        after = R.render("cuda", "gmm", dict(D=3, cvtype="diag", dtype="float32", variants=[],
+                                             sig={k: "" for k in ("estep", "stats", "score")}))
+        assert "// em generated kernels" in before and "// EDITED kernels" in after
+    finally:
+        R._lookup.cache_clear()

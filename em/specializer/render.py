@@ -6,6 +6,7 @@ Templates live in ``em/templates/<backend>/<name>.mako``; undefined names are er
 """
 from __future__ import annotations
 
+import hashlib
 import shutil
 import warnings
 from functools import lru_cache
@@ -18,13 +19,23 @@ from em.specializer.cache import subdir
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 
 
+def templates_hash() -> str:
+    """A hash of every template's text: the folder of their compiled modules.  (Mako checks a
+    compiled module against its template's mtime only; an upgrade from a wheel, or a second
+    checkout, can bring templates older than the modules compiled from other ones.)"""
+    h = hashlib.sha256()
+    for path in sorted(TEMPLATE_DIR.glob("*/*.mako")):
+        h.update(path.relative_to(TEMPLATE_DIR).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 @lru_cache(maxsize=None)
 def _lookup(cached: bool = True) -> TemplateLookup:
     # Mako's compiled templates are kept beside the kernels, so a new process skips parsing
     modules = None
     if cached:
         try:
-            modules = str(subdir("mako"))
+            modules = str(subdir("mako") / templates_hash())
         except OSError:                   # unusable cache: parse templates every time
             pass
     return TemplateLookup(directories=[str(TEMPLATE_DIR)], strict_undefined=True,
