@@ -363,3 +363,46 @@ def test_float32_data_far_from_origin(cv):
         assert_close_elementwise(backend.loglik(prep, form), ref_ll, TOL[dt],
                                  what=what + " per-sample loglik")
         assert_stats_close(backend.fused_stats(prep, form), ref, TOL[dt], X, what=what)
+
+
+# -- the expanded form (kd) where every component has the same precision ---------------------
+def shared_form(M, D):
+    """The grid's diag form with component 0's precision for all (k-means' kind of form)."""
+    from em.contract import ScoringForm
+    f = make_form(M, D, "diag")
+    return ScoringForm("diag", f.means, np.ascontiguousarray(np.repeat(f.prec[:1], M, axis=0)),
+                       f.log_const)
+
+
+KD_CASES = [pytest.param(M, D, dt, v, width, id=f"M{M}-D{D}-{dt}-{width_id(width)}-{v}")
+            for width in WIDTHS for (M, D, cv, dt) in PROBLEMS if cv == "diag"
+            for v in variant_names(D, cv, dt, width) if v.startswith("kd_")]
+
+
+@pytest.mark.parametrize("N", (17, 1000))
+@pytest.mark.parametrize("M, D, dt, variant, width", KD_CASES)
+def test_expanded_form_picks_as_the_difference_form(M, D, dt, variant, width, N):
+    """kd's hard pass and argmax (the expanded form x.mu) against the oracle, and its
+    log-likelihood from the difference form: as exact as kv's."""
+    form = shared_form(M, D)
+    X = make_data(M, D, "diag", N, dt)
+    ll, lp = ORACLE.log_posteriors(ORACLE.prepare(X), form)
+    X = np.ascontiguousarray(X[~near_ties(ll, lp, 1e-4)])
+    if X.shape[0] == 0:
+        pytest.skip("every sample is a near tie")
+    backend = backend_for(variant, D, "diag", dt, width)
+    prep = backend.prepare(X)
+    ref = ORACLE.fused_stats(ORACLE.prepare(X), form, hard=True)
+    assert_stats_close(backend.fused_stats(prep, form, hard=True), ref, grid_tol(dt, D), X,
+                       what=f"kd hard M={M} D={D} {dt} {variant}")
+    np.testing.assert_array_equal(backend.argmax(prep, form),
+                                  ORACLE.argmax(ORACLE.prepare(X), form))
+
+
+def test_expanded_form_is_chosen_only_where_it_picks_components():
+    mod = CBackend().module(39, "diag", "float32")
+    soft = mod.names(64, 39, "diag", "float32", "fused")
+    hard = mod.names(64, 39, "diag", "float32", "fused_hard")
+    assert not any(n.startswith("kd_") for n in soft)
+    assert any(n.startswith("kd_") for n in hard)
+    assert set(mod.names(64, 39, "diag", "float32", "argmax")) == set(hard)

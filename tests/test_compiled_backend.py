@@ -98,15 +98,17 @@ def test_the_driver_runs_the_hooks(no_autotune):
     np.testing.assert_array_equal(b.argmax(prep, form), ORACLE.argmax(ref, form))
     assert b.builds == [(D, cv, dt)]                    # one module for the family
     assert b.module(D, cv, dt) is b.module(D, cv, dt)
-    assert sorted(k.split("/")[:2] for k in b.chosen()) == [["toy", "fused"], ["toy", "score"]]
+    assert sorted(k.split("/")[:2] for k in b.chosen()) == [["toy", "argmax"], ["toy", "fused"],
+                                                            ["toy", "score"]]
     assert all(k.endswith("/toy-machine/toytag") for k in b.chosen())
     assert set(b.chosen().values()) == {"a"}            # tuning off: the default
     assert [r[0] for r in b.runs] == ["fused", "loglik", "logpost", "argmax"]
 
 
 def test_tuning_times_every_variant_on_the_first_rows(monkeypatch):
+    keys = []
     monkeypatch.setattr(tuning, "choose", lambda key, candidates, default, memo, forced: (
-        [fn() for fn in candidates.values()], "b")[1])
+        keys.append(key), [fn() for fn in candidates.values()], "b")[2])
     M, D, cv, dt = 2, 3, "full", "float32"
     b = Toy()
     prep = b.prepare(make_data(M, D, cv, 200, dt))
@@ -114,8 +116,12 @@ def test_tuning_times_every_variant_on_the_first_rows(monkeypatch):
     assert b.runs == [("fused", "a", 50), ("fused", "b", 50), ("fused", "b", None)]
     b.runs.clear()
     small = b.prepare(make_data(M, D, cv, 20, dt))      # fewer rows than _tune_rows
-    b.argmax(small, make_form(M, D, cv))
-    assert b.runs == [("loglik", "a", 20), ("loglik", "b", 20), ("argmax", "b", None)]
+    b.argmax(small, make_form(M, D, cv))                # argmax is timed as it runs
+    assert b.runs == [("argmax", "a", 20), ("argmax", "b", 20), ("argmax", "b", None)]
+    b.runs.clear()
+    b.stats_pass(prep, make_form(M, D, cv), hard=True)  # and hard passes are their own problem
+    assert [r[0] for r in b.runs] == ["fused"] * 3
+    assert [k.split("/")[1] for k in keys] == ["fused", "argmax", "fused_hard"]
 
 
 def test_a_forced_variant_must_be_one_of_the_family():

@@ -58,7 +58,9 @@ def variants(D: int, cvtype: str, dtype: str, target: tg.Target) -> list[CVarian
 
     diag layouts: ``kv`` scores a few samples at a time with components in the vector lanes,
     ``nv`` one component at a time with samples in the lanes (no horizontal reductions: the
-    choice for small M).  full: ``gt``, samples in lanes, exact over the triangle: (x - mu) U
+    choice for small M); ``kd``, kv in the expanded (GEMM) form x.mu where every component has
+    the same precision and the pass picks components (k-means' hard passes, argmax), else kv
+    itself.  full: ``gt``, samples in lanes, exact over the triangle: (x - mu) U
     with entries of U broadcast, S2 in square tiles summed across lanes once per block; ``g``,
     register-blocked GEMMs with samples broadcast and columns in lanes (the triangle's diagonal
     blocks and the padding columns are done in full).  ``_s``:
@@ -73,7 +75,8 @@ def variants(D: int, cvtype: str, dtype: str, target: tg.Target) -> list[CVarian
         w = dict(vbytes=vb)
         if cvtype == "diag":
             out += [CVariant(f"kv_s128_w{vb}", layout="kvec", parallel="samples", block=128, **w),
-                    CVariant(f"nv_s256_w{vb}", layout="nvec", parallel="samples", block=256, **w)]
+                    CVariant(f"nv_s256_w{vb}", layout="nvec", parallel="samples", block=256, **w),
+                    CVariant(f"kd_s128_w{vb}", layout="kdot", parallel="samples", block=128, **w)]
         else:
             out += [CVariant(f"gt_s512_w{vb}", layout="gcol", parallel="samples", block=512, **w),
                     CVariant(f"g_s128_w{vb}", layout="gemm", parallel="samples", block=128, **w),
@@ -177,9 +180,12 @@ class _Module(Module):
             raise cc.CompileError(f"{self.info['path']} lacks the kernels ({exc})") from None
         self._max_threads.restype = ctypes.c_int
 
-    def names(self, M: int, D: int, cvtype: str, dtype: str) -> list[str]:
+    def names(self, M: int, D: int, cvtype: str, dtype: str, kernel: str = "fused") -> list[str]:
+        """Those whose accumulators fit (:func:`usable`); ``kd`` only where it differs from
+        ``kv`` (hard passes and argmax; elsewhere it runs kv's code)."""
         return [n for n, v in self.variants.items()
-                if usable(v, M, D, cvtype, dtype, self.registers)]
+                if usable(v, M, D, cvtype, dtype, self.registers)
+                and (v.layout != "kdot" or kernel in ("fused_hard", "argmax", "any"))]
 
     def max_threads(self) -> int:
         """OpenMP's thread count for a call from this thread (OMP_NUM_THREADS, threadpoolctl)."""

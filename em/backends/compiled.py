@@ -44,8 +44,9 @@ class Module:
         self.variants = {v.name: v for v in variants}
         self.tag = tag
 
-    def names(self, M: int, D: int, cvtype: str, dtype: str) -> list[str]:
-        """The variants to consider for M components, the default first."""
+    def names(self, M: int, D: int, cvtype: str, dtype: str, kernel: str = "fused") -> list[str]:
+        """The variants to consider for M components and ``kernel`` (a problem key's: fused,
+        fused_hard, score, argmax; 'any': every one that runs correctly), the default first."""
         return list(self.variants)
 
 
@@ -121,7 +122,8 @@ class CompiledBackend(Backend):
         """The variant of ``kernel`` for this problem: forced, remembered or timed by calling
         ``run(variant, rows)`` on the first rows of the data."""
         dtype = prep.X.dtype.name
-        names = mod.names(form.M, form.D, form.cvtype, dtype)
+        # a forced variant runs wherever it is correct, not only where it is timed
+        names = mod.names(form.M, form.D, form.cvtype, dtype, "any" if self.variant else kernel)
         key = tuning.problem_key(self.name, kernel, form.M, form.D, form.cvtype, dtype, prep.N,
                                  self._target_tag(), mod.tag)
         rows = min(prep.N, self._tune_rows(form))
@@ -144,7 +146,8 @@ class CompiledBackend(Backend):
         if mod is None:
             return self._fall_back("stats_pass", prep, form, hard, about)
         run = self._fused(mod, prep, form, hard, about)
-        return run(self._choose(mod, "fused", prep, form, run))
+        # hard passes (k-means) are their own problem: other variants may win them
+        return run(self._choose(mod, "fused_hard" if hard else "fused", prep, form, run))
 
     def _scores(self, prep: Prepared, form: ScoringForm, mode: str):
         """(ll, log posteriors, argmax) of one scoring mode (None where the mode gives none),
@@ -154,7 +157,10 @@ class CompiledBackend(Backend):
             return None
         self.fit_centre(prep, form)
         run = self._scorer(mod, prep, form)
-        return run(self._choose(mod, "score", prep, form, run), mode=mode)
+        timed = "argmax" if mode == "argmax" else "loglik"     # argmax is its own problem
+        variant = self._choose(mod, "argmax" if timed == "argmax" else "score", prep, form,
+                               lambda v, rows: run(v, rows, timed))
+        return run(variant, mode=mode)
 
     def loglik(self, prep: Prepared, form: ScoringForm) -> np.ndarray:
         out = self._scores(prep, form, "loglik")

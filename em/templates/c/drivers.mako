@@ -1,7 +1,7 @@
 ## The extern "C" entry points of each variant at this width: fused_<name> (one EM pass: log
 ## rho, responsibilities, statistics) and score_<name> (log-likelihood, log posteriors or argmax).
 ## Their parameter lists come from `sig` (em.backends.c_backend declares them once).
-## A variant picks a log-rho layout (kvec / nvec / gemm / gcol), a block of samples and a parallel
+## A variant picks a log-rho layout (kvec / kdot / nvec / gemm / gcol), a block of samples and a parallel
 ## strategy: 'samples' (threads take whole blocks, private accumulators reduced in thread order)
 ## or 'components' (threads score a block together, then split its components).
 <%page args="L, variants"/>\
@@ -111,6 +111,11 @@ static inline void block_logrho_${lay}(const Form* f, const T* X, int64_t n0, in
     (void)B;
     logrho_kvec(f, w->z, nb, w->lr);
     logrho_far(f, X, n0, nb, w->lr, f->MP, 1);
+% elif lay == "kdot":
+    (void)B;
+    if (f->dot) logrho_kdot(f, w->z, nb, w->lr);
+    else logrho_kvec(f, w->z, nb, w->lr);
+    logrho_far(f, X, n0, nb, w->lr, f->MP, 1);
 % elif lay == "nvec":
     transpose_tile(w->z, nb, B, w->xt);
     logrho_nvec(f, w->xt, B, nb, w->lr);
@@ -125,7 +130,11 @@ static inline void block_logrho_${lay}(const Form* f, const T* X, int64_t n0, in
 }
 
 static inline double block_resp_${lay}(const Form* f, int nb, int B, const double* wt, int hard, Work* w) {
-% if rows:
+% if lay == "kdot":
+    (void)B;
+    if (f->dot) return resp_rows_kdot(f, w->z, w->lr, nb, wt, w->arg);
+    return resp_rows(w->lr, f->MP, nb, wt, hard, w->arg);
+% elif rows:
     (void)B;
     return resp_rows(w->lr, f->MP, nb, wt, hard, w->arg);
 % else:
@@ -194,6 +203,9 @@ static inline void block_stats_${lay}(const Form* f, int64_t k0, int64_t k1, int
 extern "C" int fused_${v.name}(${sig["fused"]}) {
     const int B = ${v.block};
 ${prologue(v.parallel == "samples")}\
+% if lay == "kdot":
+    f.dot = f.shared && !f.nfar && hard;   // the expanded form picks hard assignments only
+% endif
 % if v.parallel == "samples":
     if (!err) {
 #pragma omp parallel num_threads(nt)
@@ -287,6 +299,9 @@ ${epilogue()}\
 extern "C" int score_${v.name}(${sig["score"]}) {
     const int B = ${v.block};
 ${prologue(exact="0", sh="0")}\
+% if lay == "kdot":
+    f.dot = f.shared && !f.nfar && mode == 2;   // argmax only: scores are the difference form's
+% endif
     if (!err) {
 #pragma omp parallel num_threads(nt)
     {

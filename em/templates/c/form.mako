@@ -15,6 +15,9 @@ struct Form {
     T* muT;          // diag: [DP][MP] mu transposed (components in lanes)
     T* PT;           // diag: [DP][MP] P transposed
     T* lc;           // [MP] log constants, -inf for padding components
+    T* qk;           // diag: [MP] |mu_k sqrt(p_k)|^2 (the kdot layout's expanded form)
+    int shared;      // diag: every component has the same precision (k-means' form)
+    int dot;         // kdot: this call's log rho takes the expanded form (see logrho_kdot)
     const uint8_t* exact;   // [M] statistics about c + mc_k (else about c); NULL when scoring
     int64_t nfar;    // diag: components whose log rho comes from x - mu in double (the fast
     int64_t* far;    // [nfar] form rounds them beyond their spread; em.backends.c_backend.far),
@@ -23,7 +26,7 @@ struct Form {
 };
 
 static void form_free(Form* f) {
-    free(f->c); free(f->mc); free(f->P); free(f->muT); free(f->PT); free(f->lc);
+    free(f->c); free(f->mc); free(f->P); free(f->muT); free(f->PT); free(f->lc); free(f->qk);
     free(f->far); free(f->fmu); free(f->fp);
     if (f->mu != f->mc) free(f->mu);
 }
@@ -33,6 +36,8 @@ static int form_init(Form* f, int64_t M, const double* c, const double* mu, cons
                      const double* sh) {
     f->M = M;
     f->exact = exact;
+    f->qk = 0;
+    f->shared = f->dot = 0;
     f->nfar = 0;
     f->far = 0; f->fmu = f->fp = 0;
 % if L.cvtype == "diag":
@@ -60,13 +65,14 @@ static int form_init(Form* f, int64_t M, const double* c, const double* mu, cons
 % if L.cvtype == "diag":
     f->P = em_alloc((size_t)M * DP);
     f->muT = em_alloc((size_t)DP * MP); f->PT = em_alloc((size_t)DP * MP);
+    f->qk = em_alloc(MP);
 % else:
     f->P = em_alloc((size_t)M * DP * DP);
     f->muT = f->PT = 0;
 % endif
     f->c = em_alloc(DP); f->mc = em_alloc((size_t)M * DP); f->lc = em_alloc(MP);
     f->mu = ${"em_alloc((size_t)M * DP)" if L.cvtype == "diag" else "sh ? em_alloc((size_t)M * DP) : f->mc"};
-    if (!f->c || !f->mc || !f->mu || !f->P || !f->lc${" || !f->muT || !f->PT" if L.cvtype == "diag" else ""}) {
+    if (!f->c || !f->mc || !f->mu || !f->P || !f->lc${" || !f->muT || !f->PT || !f->qk" if L.cvtype == "diag" else ""}) {
         form_free(f);
         return -1;
     }
@@ -90,6 +96,18 @@ static int form_init(Form* f, int64_t M, const double* c, const double* mu, cons
                 f->P[((size_t)k * DP + i) * DP + j] = (T)prec[((size_t)k * D + i) * D + j];
 % endif
     }
+% if L.cvtype == "diag":
+    f->shared = 1;
+    for (int64_t k = 0; k < MP; ++k) {
+        double q = 0.0;
+        for (int d = 0; k < M && d < D; ++d) {
+            const double m = (double)f->mu[(size_t)k * DP + d];
+            q += m * m;
+            f->shared = f->shared && f->P[(size_t)k * DP + d] == f->P[d];
+        }
+        f->qk[k] = (T)q;
+    }
+% endif
     return 0;
 }
 

@@ -1,7 +1,8 @@
 ## log rho for diagonal covariances: -1/2 sum_d ((x_d - mu_kd) sqrt(p_kd))^2 + lc_k, computed as
 ## u = x sqrt(p) - mu sqrt(p) (one FMA) and u*u (another) -- the exact difference form; the
 ## few components it cannot resolve (Form.far) are redone by logrho_far.
-## kvec: components in lanes (rows layout); nvec: samples in lanes (columns layout).
+## kvec: components in lanes (rows layout); nvec: samples in lanes (columns layout); kdot: kvec
+## in the expanded form where every component has the same precision (k-means).
 <%page args="L, layouts"/>\
 <%
     TB, KP = L.kvec
@@ -44,7 +45,7 @@ static inline void logrho_far(const Form* f, const T* X, int64_t n0, int nb, T* 
     }
 }
 
-% if "kvec" in layouts:
+% if "kvec" in layouts or "kdot" in layouts:
 // kvec: ${TB} samples x a panel of w <= ${KP} vectors of components in registers; z [nb][ZW]
 // centred -> lr [nb][MP]
 % for w in range(1, KP + 1):
@@ -97,6 +98,93 @@ static inline void logrho_kvec(const Form* f, const T* z, int nb, T* lr) {
         }
 % endif
     }
+}
+% endif
+% if "kdot" in layouts:
+// kdot, for a precision shared by every component (Form.shared; k-means' identity): with
+// x' = x sqrt(p) and m_k = mu_k sqrt(p), -1/2 |x' - m_k|^2 = x'.m_k - 1/2 |m_k|^2 - 1/2 |x'|^2,
+// one FMA per feature and component where kvec has two.  The last term is the same for every
+// component and is left out: lr is log rho up to a per-sample constant, which picks each
+// sample's component (hard passes, argmax) and nothing else; resp_rows_kdot takes the chosen
+// one's value from the difference form.  The expanded form rounds with |x'|^2 + |m_k|^2 (the
+// data are centred, which keeps both small): a near tie may go the other way, as in any
+// GEMM-based k-means.
+% for w in range(1, KP + 1):
+<%
+    accs = [f"a{t}_{c}" for t in range(TB) for c in range(w)]
+    body = "                const T* md = m + (size_t)d * MP; const T pd = ps[d];\n"
+    body += "".join(f"                const vT m{c} = vload(md + {c * L.lanes});\n" for c in range(w))
+    body += "".join(
+        f"                {{ const T xd = x{t}[d] * pd; "
+        + " ".join(f"a{t}_{c} += xd * m{c};" for c in range(w))
+        + " }\n" for t in range(TB))
+%>\
+static inline void kdot_panel${w}(const Form* f, const T* z, int b0, int nt, int64_t k0,
+                                  T* lr) {
+    const int64_t MP = f->MP;
+    const T* ps = f->P;
+% for t in range(TB):
+    const T* x${t} = z + (size_t)(b0 + (${t} < nt ? ${t} : 0)) * ZW;
+% endfor
+    vT ${", ".join(accs)};
+    ${" ".join(f"{a} = vzero();" for a in accs)}
+    {
+        const T* m = f->muT + k0;
+${feature_loop(accs, body)}\
+    }
+% for t in range(TB):
+    if (${t} < nt) {
+        T* out = lr + (size_t)(b0 + ${t}) * MP + k0;
+% for c in range(w):
+        vstore(out + ${c * L.lanes}, vload(f->lc + k0 + ${c * L.lanes}) - (T)0.5 * vload(f->qk + k0 + ${c * L.lanes}) + a${t}_${c});
+% endfor
+    }
+% endfor
+}
+
+% endfor
+static inline void logrho_kdot(const Form* f, const T* z, int nb, T* lr) {
+    const int64_t npv = f->MP / VW;
+    for (int b0 = 0; b0 < nb; b0 += ${TB}) {
+        const int nt = nb - b0 < ${TB} ? nb - b0 : ${TB};
+        int64_t c0 = 0;
+        for (; c0 + ${KP} <= npv; c0 += ${KP}) kdot_panel${KP}(f, z, b0, nt, c0 * VW, lr);
+% if KP > 1:
+        switch (npv - c0) {
+% for w in range(1, KP):
+        case ${w}: kdot_panel${w}(f, z, b0, nt, c0 * VW, lr); break;
+% endfor
+        default: break;
+        }
+% endif
+    }
+}
+
+// Rows of kdot's lr -> one-hot rows (times the sample weight) at each sample's component
+// (also written to arg [nb]), as resp_rows' hard mode; returns the weighted log-likelihood of
+// the chosen components from the difference form x' - m_k, in vectors over the features (the
+// tile's columns past D and the parameters' padding meet zero precision).
+static inline double resp_rows_kdot(const Form* f, const T* z, T* lr, int nb, const double* w,
+                                    int64_t* arg) {
+    double ll = 0.0;
+    for (int b = 0; b < nb; ++b) {
+        T* r = lr + (size_t)b * f->MP;
+        row_max_arg(r, f->MP, arg + b);
+        const int64_t k = arg[b];
+        const T* x = z + (size_t)b * ZW;
+        const T* m = f->mu + (size_t)k * DP;
+        vT q = vzero();
+        for (int v = 0; v < DP; v += VW) {
+            const vT u = vload(x + v) * vload(f->P + v) - vload(m + v);
+            q += u * u;
+        }
+        const T v = f->lc[k] - (T)0.5 * vsum(q);
+        const T wb = w ? (T)w[b] : (T)1;
+        ll += (double)wb * (double)v;
+        memset(r, 0, sizeof(T) * f->MP);
+        r[k] = wb;
+    }
+    return ll;
 }
 % endif
 % if "nvec" in layouts:
