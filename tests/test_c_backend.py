@@ -406,3 +406,25 @@ def test_expanded_form_is_chosen_only_where_it_picks_components():
     assert not any(n.startswith("kd_") for n in soft)
     assert any(n.startswith("kd_") for n in hard)
     assert set(mod.names(64, 39, "diag", "float32", "argmax")) == set(hard)
+
+
+@pytest.mark.parametrize("dt, offset", [("float32", 1e3), ("float64", 1e8)])
+def test_expanded_form_far_from_the_origin(dt, offset):
+    """Data and centres offset far from 0: x.mu would cancel in |x|^2 + |mu|^2 - 2 x.mu, but
+    the kernels centre the data first, and the inertia comes from the difference form."""
+    from em.contract import ScoringForm
+    M, D = 5, 19
+    f = shared_form(M, D)
+    form = ScoringForm("diag", f.means + offset, f.prec, f.log_const)
+    X = np.ascontiguousarray((make_data(M, D, "diag", 3000, "float64") + offset).astype(dt))
+    ll, lp = ORACLE.log_posteriors(ORACLE.prepare(X), form)
+    X = np.ascontiguousarray(X[~near_ties(ll, lp, 1e-4)])
+    for width in WIDTHS:
+        variant = next(v for v in variant_names(D, "diag", dt, width) if v.startswith("kd_"))
+        backend = backend_for(variant, D, "diag", dt, width)
+        prep = backend.prepare(X)
+        ref = ORACLE.fused_stats(ORACLE.prepare(X), form, hard=True)
+        assert_stats_close(backend.fused_stats(prep, form, hard=True), ref, TOL[dt], X,
+                           what=f"kd offset {offset} {dt} {variant}")
+        np.testing.assert_array_equal(backend.argmax(prep, form),
+                                      ORACLE.argmax(ORACLE.prepare(X), form))
