@@ -60,7 +60,7 @@ def variants(D: int, cvtype: str, dtype: str, target: tg.Target) -> list[CVarian
     ``nv`` one component at a time with samples in the lanes (no horizontal reductions: the
     choice for small M); ``kd``, kv in the expanded (GEMM) form x.mu where every component has
     the same precision and the pass picks components (k-means' hard passes, argmax), else kv
-    itself.  full: ``gt``, samples in lanes, exact over the triangle: (x - mu) U
+    itself (at the target's own width only: it pays where components are many).  full: ``gt``, samples in lanes, exact over the triangle: (x - mu) U
     with entries of U broadcast, S2 in square tiles summed across lanes once per block; ``g``,
     register-blocked GEMMs with samples broadcast and columns in lanes (the triangle's diagonal
     blocks and the padding columns are done in full).  ``_s``:
@@ -75,8 +75,10 @@ def variants(D: int, cvtype: str, dtype: str, target: tg.Target) -> list[CVarian
         w = dict(vbytes=vb)
         if cvtype == "diag":
             out += [CVariant(f"kv_s128_w{vb}", layout="kvec", parallel="samples", block=128, **w),
-                    CVariant(f"nv_s256_w{vb}", layout="nvec", parallel="samples", block=256, **w),
-                    CVariant(f"kd_s128_w{vb}", layout="kdot", parallel="samples", block=128, **w)]
+                    CVariant(f"nv_s256_w{vb}", layout="nvec", parallel="samples", block=256, **w)]
+            if vb == target.widths[0]:      # many components: the widest vectors (compile time)
+                out.append(CVariant(f"kd_s128_w{vb}", layout="kdot", parallel="samples",
+                                    block=128, **w))
         else:
             out += [CVariant(f"gt_s512_w{vb}", layout="gcol", parallel="samples", block=512, **w),
                     CVariant(f"g_s128_w{vb}", layout="gemm", parallel="samples", block=128, **w),
