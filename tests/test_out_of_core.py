@@ -94,6 +94,12 @@ FAMILY = [
 
 @pytest.mark.parametrize("make", FAMILY, ids=["kmeans", "gmm", "vbgmm", "dpgmm"])
 def test_the_model_family_fits_and_scores_arrays_on_disk(tmp_path, make, monkeypatch):
+    # the same kernels on both paths: the tuner may pick another variant for a 2k-row chunk
+    # than for 12k rows, whose rounding can flip a hard assignment between two components
+    # that overlap here (and move them along the flat direction of the likelihood)
+    from em.specializer import tuning
+    monkeypatch.setattr(tuning, "choose", lambda key, candidates, default, memo=None,
+                        forced=None: forced or default)
     X, Xt = data(N=12000, seed=4), data(N=3000, seed=5)
     np.save(tmp_path / "x.npy", X)
     np.save(tmp_path / "t.npy", Xt)
