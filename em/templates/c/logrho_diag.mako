@@ -28,6 +28,25 @@ ${body}\
             }
 % endif
 </%def>\
+<%def name="panel_sweep(name)">\
+## logrho_<name>: the tile's samples ${TB} at a time, components a panel of <name>_panel<w> at a time
+static inline void logrho_${name}(const Form* f, const T* z, int nb, T* lr) {
+    const int64_t npv = f->MP / VW;
+    for (int b0 = 0; b0 < nb; b0 += ${TB}) {
+        const int nt = nb - b0 < ${TB} ? nb - b0 : ${TB};
+        int64_t c0 = 0;
+        for (; c0 + ${KP} <= npv; c0 += ${KP}) ${name}_panel${KP}(f, z, b0, nt, c0 * VW, lr);
+% if KP > 1:
+        switch (npv - c0) {
+% for w in range(1, KP):
+        case ${w}: ${name}_panel${w}(f, z, b0, nt, c0 * VW, lr); break;
+% endfor
+        default: break;
+        }
+% endif
+    }
+}
+</%def>\
 // log rho of the far components (Form.far) for rows [n0, n0 + nb) of X, from x - mu in double,
 // over what the fast form wrote: lr[b * sb + k * sk]
 static inline void logrho_far(const Form* f, const T* X, int64_t n0, int nb, T* lr, size_t sb,
@@ -83,22 +102,7 @@ ${feature_loop(accs, body)}\
 }
 
 % endfor
-static inline void logrho_kvec(const Form* f, const T* z, int nb, T* lr) {
-    const int64_t npv = f->MP / VW;
-    for (int b0 = 0; b0 < nb; b0 += ${TB}) {
-        const int nt = nb - b0 < ${TB} ? nb - b0 : ${TB};
-        int64_t c0 = 0;
-        for (; c0 + ${KP} <= npv; c0 += ${KP}) kvec_panel${KP}(f, z, b0, nt, c0 * VW, lr);
-% if KP > 1:
-        switch (npv - c0) {
-% for w in range(1, KP):
-        case ${w}: kvec_panel${w}(f, z, b0, nt, c0 * VW, lr); break;
-% endfor
-        default: break;
-        }
-% endif
-    }
-}
+${panel_sweep('kvec')}\
 % endif
 % if "kdot" in layouts:
 // kdot, for a precision shared by every component (Form.shared; k-means' identity): with
@@ -143,23 +147,7 @@ ${feature_loop(accs, body)}\
 }
 
 % endfor
-static inline void logrho_kdot(const Form* f, const T* z, int nb, T* lr) {
-    const int64_t npv = f->MP / VW;
-    for (int b0 = 0; b0 < nb; b0 += ${TB}) {
-        const int nt = nb - b0 < ${TB} ? nb - b0 : ${TB};
-        int64_t c0 = 0;
-        for (; c0 + ${KP} <= npv; c0 += ${KP}) kdot_panel${KP}(f, z, b0, nt, c0 * VW, lr);
-% if KP > 1:
-        switch (npv - c0) {
-% for w in range(1, KP):
-        case ${w}: kdot_panel${w}(f, z, b0, nt, c0 * VW, lr); break;
-% endfor
-        default: break;
-        }
-% endif
-    }
-}
-
+${panel_sweep('kdot')}
 // Rows of kdot's lr -> one-hot rows (times the sample weight) at each sample's component
 // (also written to arg [nb]), as resp_rows' hard mode; returns the weighted log-likelihood of
 // the chosen components from the difference form x' - m_k, in vectors over the features (the
