@@ -148,16 +148,15 @@ ${feature_loop(accs, body)}\
 
 % endfor
 ${panel_sweep('kdot')}
-// Rows of kdot's lr -> one-hot rows (times the sample weight) at each sample's component
-// (also written to arg [nb]), as resp_rows' hard mode; returns the weighted log-likelihood of
-// the chosen components from the difference form x' - m_k, in vectors over the features (the
-// tile's columns past D and the parameters' padding meet zero precision).
+// Rows of kdot's lr -> one-hot rows at each sample's component (resp_rows' hard mode, whose
+// log-likelihood is kdot's shifted one); returns the weighted log-likelihood of the chosen
+// components from the difference form x' - m_k, in vectors over the features (the tile's
+// columns past D and the parameters' padding meet zero precision).
 static inline double resp_rows_kdot(const Form* f, const T* z, T* lr, int nb, const double* w,
                                     int64_t* arg) {
+    resp_rows(lr, f->MP, nb, w, 1, arg);
     double ll = 0.0;
     for (int b = 0; b < nb; ++b) {
-        T* r = lr + (size_t)b * f->MP;
-        row_max_arg(r, f->MP, arg + b);
         const int64_t k = arg[b];
         const T* x = z + (size_t)b * ZW;
         const T* m = f->mu + (size_t)k * DP;
@@ -166,11 +165,8 @@ static inline double resp_rows_kdot(const Form* f, const T* z, T* lr, int nb, co
             const vT u = vload(x + v) * vload(f->P + v) - vload(m + v);
             q += u * u;
         }
-        const T v = f->lc[k] - (T)0.5 * vsum(q);
         const T wb = w ? (T)w[b] : (T)1;
-        ll += (double)wb * (double)v;
-        memset(r, 0, sizeof(T) * f->MP);
-        r[k] = wb;
+        ll += (double)wb * (double)(f->lc[k] - (T)0.5 * vsum(q));
     }
     return ll;
 }
