@@ -108,6 +108,18 @@ class Layout:
         return tb, kp
 
     @cached_property
+    def kdot(self) -> tuple[int, int]:
+        """diag log rho in the expanded form x.mu (kdot): (samples, vectors of components) per
+        tile.  Needs samples*vectors accumulators and one operand per vector (the sample's
+        feature is broadcast from memory into the FMA); the most accumulators, then the widest
+        panel."""
+        budget = self.registers - SPARE
+        fits = [(tb * kp, kp, tb) for kp in (1, 2, 4) for tb in range(2, 9)
+                if tb * kp + kp + 1 <= budget]
+        _, kp, tb = max(fits)
+        return tb, kp
+
+    @cached_property
     def nvec(self) -> tuple[int, int]:
         """diag log rho, samples in lanes: (vectors of samples, components) per tile (powers of
         two of vectors, so tiles divide blocks)."""

@@ -15,7 +15,8 @@ struct Form {
     T* muT;          // diag: [DP][MP] mu transposed (components in lanes)
     T* PT;           // diag: [DP][MP] P transposed
     T* lc;           // [MP] log constants, -inf for padding components
-    T* qk;           // diag: [MP] |mu_k sqrt(p_k)|^2 (the kdot layout's expanded form)
+    T* dT;           // diag: [DP][MP] mu_k p (the kdot layout's expanded form, see logrho_kdot)
+    T* dc;           // diag: [MP] lc_k - |mu_k sqrt(p)|^2 / 2, -inf for padding components
     int shared;      // diag: every component has the same precision (k-means' form)
     int dot;         // kdot: this call's log rho takes the expanded form (see logrho_kdot)
     const uint8_t* exact;   // [M] statistics about c + mc_k (else about c); NULL when scoring
@@ -26,7 +27,7 @@ struct Form {
 };
 
 static void form_free(Form* f) {
-    free(f->c); free(f->mc); free(f->P); free(f->muT); free(f->PT); free(f->lc); free(f->qk);
+    free(f->c); free(f->mc); free(f->P); free(f->muT); free(f->PT); free(f->lc); free(f->dT); free(f->dc);
     free(f->far); free(f->fmu); free(f->fp);
     if (f->mu != f->mc) free(f->mu);
 }
@@ -36,7 +37,7 @@ static int form_init(Form* f, int64_t M, const double* c, const double* mu, cons
                      const double* sh) {
     f->M = M;
     f->exact = exact;
-    f->qk = 0;
+    f->dT = f->dc = 0;
     f->shared = f->dot = 0;
     f->nfar = 0;
     f->far = 0; f->fmu = f->fp = 0;
@@ -65,14 +66,14 @@ static int form_init(Form* f, int64_t M, const double* c, const double* mu, cons
 % if L.cvtype == "diag":
     f->P = em_alloc((size_t)M * DP);
     f->muT = em_alloc((size_t)DP * MP); f->PT = em_alloc((size_t)DP * MP);
-    f->qk = em_alloc(MP);
+    f->dT = em_alloc((size_t)DP * MP); f->dc = em_alloc(MP);
 % else:
     f->P = em_alloc((size_t)M * DP * DP);
     f->muT = f->PT = 0;
 % endif
     f->c = em_alloc(DP); f->mc = em_alloc((size_t)M * DP); f->lc = em_alloc(MP);
     f->mu = ${"em_alloc((size_t)M * DP)" if L.cvtype == "diag" else "sh ? em_alloc((size_t)M * DP) : f->mc"};
-    if (!f->c || !f->mc || !f->mu || !f->P || !f->lc${" || !f->muT || !f->PT || !f->qk" if L.cvtype == "diag" else ""}) {
+    if (!f->c || !f->mc || !f->mu || !f->P || !f->lc${" || !f->muT || !f->PT || !f->dT || !f->dc" if L.cvtype == "diag" else ""}) {
         form_free(f);
         return -1;
     }
@@ -98,22 +99,26 @@ static int form_init(Form* f, int64_t M, const double* c, const double* mu, cons
     }
 % if L.cvtype == "diag":
     f->shared = 1;
+    for (int64_t k = 0; k < M; ++k)
+        for (int d = 0; d < D; ++d) f->shared = f->shared && f->P[(size_t)k * DP + d] == f->P[d];
     for (int64_t k = 0; k < MP; ++k) {
         double q = 0.0;
         for (int d = 0; k < M && d < D; ++d) {
             const double m = (double)f->mu[(size_t)k * DP + d];
             q += m * m;
-            f->shared = f->shared && f->P[(size_t)k * DP + d] == f->P[d];
+            f->dT[(size_t)d * MP + k] = (T)(m * (double)f->P[d]);
         }
-        f->qk[k] = (T)q;
+        f->dc[k] = k < M ? (T)((double)f->lc[k] - 0.5 * q) : (T)-INFINITY;
     }
 % endif
     return 0;
 }
 
 // Rows [n0, n0+nb) of X, centred, into the tile z [nb][ZW]:${" [x | x*x] (both moments of one GEMM; x*x from column D)" if L.cvtype == "diag" else " x"},
-// whole vectors at a time (the last one of a row gathered lane by lane, so nothing past the row
-// is read); columns past the data are zero.
+// whole vectors at a time, nothing past a row read; the tiles come zeroed (em_alloc) and
+// columns past the data are never written.  A row's last part vector is the vector that ends
+// with the row (it overlaps the one before with the same values); rows shorter than a vector
+// go lane by lane.
 static inline void load_tile(const Form* f, const T* X, int64_t n0, int nb, T* z) {
 <% full, tail = divmod(L.D, L.lanes) %>\
     for (int b = 0; b < nb; ++b) {
@@ -121,19 +126,18 @@ static inline void load_tile(const Form* f, const T* X, int64_t n0, int nb, T* z
         T* y = z + (size_t)b * ZW;
 #pragma GCC unroll 8
         for (int v = 0; v < ${full * L.lanes}; v += VW) vstore(y + v, vload(x + v) - vload(f->c + v));
-% if tail:
-        {
-            vT t = vzero();
-            for (int l = 0; l < ${tail}; ++l) t[l] = x[${full * L.lanes} + l] - f->c[${full * L.lanes} + l];
-            vstore(y + ${full * L.lanes}, t);
-        }
+% if tail and full:
+        vstore(y + D - VW, vload(x + D - VW) - vload(f->c + D - VW));
+% elif tail:
+        for (int l = 0; l < D; ++l) y[l] = x[l] - f->c[l];
 % endif
 % if L.cvtype == "diag":
-        // x*x after every x store (the last x vector's zero lanes overlap columns D..DP)
 #pragma GCC unroll 8
         for (int v = 0; v < ${full * L.lanes}; v += VW) { const vT t = vload(y + v); vstore(y + D + v, t * t); }
-% if tail:
-        for (int l = ${full * L.lanes}; l < D; ++l) y[D + l] = y[l] * y[l];
+% if tail and full:
+        { const vT t = vload(y + D - VW); vstore(y + 2 * D - VW, t * t); }
+% elif tail:
+        for (int l = 0; l < D; ++l) y[D + l] = y[l] * y[l];
 % endif
 % endif
     }

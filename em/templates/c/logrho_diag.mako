@@ -5,7 +5,6 @@
 ## in the expanded form where every component has the same precision (k-means).
 <%page args="L, layouts"/>\
 <%
-    TB, KP = L.kvec
     SV, KC = L.nvec
 %>\
 <%def name="feature_loop(accs, body)">\
@@ -28,7 +27,7 @@ ${body}\
             }
 % endif
 </%def>\
-<%def name="panel_sweep(name)">\
+<%def name="panel_sweep(name, TB, KP)">\
 ## logrho_<name>: the tile's samples ${TB} at a time, components a panel of <name>_panel<w> at a time
 static inline void logrho_${name}(const Form* f, const T* z, int nb, T* lr) {
     const int64_t npv = f->MP / VW;
@@ -65,6 +64,7 @@ static inline void logrho_far(const Form* f, const T* X, int64_t n0, int nb, T* 
 }
 
 % if "kvec" in layouts or "kdot" in layouts:
+<% TB, KP = L.kvec %>\
 // kvec: ${TB} samples x a panel of w <= ${KP} vectors of components in registers; z [nb][ZW]
 // centred -> lr [nb][MP]
 % for w in range(1, KP + 1):
@@ -102,52 +102,51 @@ ${feature_loop(accs, body)}\
 }
 
 % endfor
-${panel_sweep('kvec')}\
+${panel_sweep('kvec', TB, KP)}\
 % endif
 % if "kdot" in layouts:
-// kdot, for a precision shared by every component (Form.shared; k-means' identity): with
-// x' = x sqrt(p) and m_k = mu_k sqrt(p), -1/2 |x' - m_k|^2 = x'.m_k - 1/2 |m_k|^2 - 1/2 |x'|^2,
-// one FMA per feature and component where kvec has two.  The last term is the same for every
-// component and is left out: lr is log rho up to a per-sample constant, which picks each
-// sample's component (hard passes, argmax) and nothing else; resp_rows_kdot takes the chosen
-// one's value from the difference form.  The expanded form rounds with |x'|^2 + |m_k|^2 (the
-// data are centred, which keeps both small): a near tie may go the other way, as in any
-// GEMM-based k-means.
+<% TB, KP = L.kdot %>\
+// kdot, for a precision p shared by every component (Form.shared; k-means' identity): with
+// x' = x sqrt(p) and m_k = mu_k sqrt(p), -1/2 |x' - m_k|^2 = x.(mu_k p) - 1/2 |m_k|^2 - 1/2 |x'|^2:
+// one FMA per feature and component (x broadcast from the tile) where kvec has two.  The last
+// term is the same for every component and is left out: lr is log rho up to a per-sample
+// constant, which picks each sample's component (hard passes, argmax) and nothing else;
+// resp_rows_kdot takes the chosen one's value from the difference form.  The expanded form
+// rounds with |x'|^2 + |m_k|^2 (the data are centred, which keeps both small): a near tie may
+// go the other way, as in any GEMM-based k-means.  ${TB} samples x a panel of w <= ${KP} vectors.
 % for w in range(1, KP + 1):
 <%
     accs = [f"a{t}_{c}" for t in range(TB) for c in range(w)]
-    body = "                const T* md = m + (size_t)d * MP; const T pd = ps[d];\n"
+    body = "                const T* md = m + (size_t)d * MP;\n"
     body += "".join(f"                const vT m{c} = vload(md + {c * L.lanes});\n" for c in range(w))
     body += "".join(
-        f"                {{ const T xd = x{t}[d] * pd; "
-        + " ".join(f"a{t}_{c} += xd * m{c};" for c in range(w))
-        + " }\n" for t in range(TB))
+        "                " + " ".join(f"a{t}_{c} += x{t}[d] * m{c};" for c in range(w)) + "\n"
+        for t in range(TB))
 %>\
 static inline void kdot_panel${w}(const Form* f, const T* z, int b0, int nt, int64_t k0,
                                   T* lr) {
     const int64_t MP = f->MP;
-    const T* ps = f->P;
 % for t in range(TB):
     const T* x${t} = z + (size_t)(b0 + (${t} < nt ? ${t} : 0)) * ZW;
 % endfor
     vT ${", ".join(accs)};
     ${" ".join(f"{a} = vzero();" for a in accs)}
     {
-        const T* m = f->muT + k0;
+        const T* m = f->dT + k0;
 ${feature_loop(accs, body)}\
     }
 % for t in range(TB):
     if (${t} < nt) {
         T* out = lr + (size_t)(b0 + ${t}) * MP + k0;
 % for c in range(w):
-        vstore(out + ${c * L.lanes}, vload(f->lc + k0 + ${c * L.lanes}) - (T)0.5 * vload(f->qk + k0 + ${c * L.lanes}) + a${t}_${c});
+        vstore(out + ${c * L.lanes}, vload(f->dc + k0 + ${c * L.lanes}) + a${t}_${c});
 % endfor
     }
 % endfor
 }
 
 % endfor
-${panel_sweep('kdot')}
+${panel_sweep('kdot', TB, KP)}
 // Rows of kdot's lr -> one-hot rows at each sample's component (resp_rows' hard mode, whose
 // log-likelihood is kdot's shifted one); returns the weighted log-likelihood of the chosen
 // components from the difference form x' - m_k, in vectors over the features (the tile's
