@@ -9,7 +9,8 @@ scikit-learn's GaussianMixture and TorchGMM (CPU), in the same run, as one table
 Per-iteration times are differences, (t(k+1 iterations) - t(1 iteration)) / k, so set-up,
 seeding, compilation and the final scoring pass are excluded.  GFLOP/s count the model's flops
 (:func:`model_flops`: diag 8NMD, full the exact triangular work 2NMD(D+1)); "% sgemm" compares
-them with this machine's float32 matmul rate measured at the start of the run.  Rows:
+them with this machine's float32 matmul rate measured just before and after each row (the
+better of the two: a shared machine's speed drifts within a run), printed beside it.  Rows:
 ``c`` is the C backend as a user gets it (the tuner picks among all its variants), ``c wNN``
 the best variant of one vector width, each timed here.
 """
@@ -67,11 +68,12 @@ def problem(N, D, M, cvtype, seed=0):
     return X, (means, covars, weights)
 
 
-def per_iteration(run, iters: int) -> float:
-    """run(k) times k EM iterations from the same start; (t(k+1) - t(1)) / k, best of 2."""
+def per_iteration(run, iters: int, reps: int = 3) -> float:
+    """run(k) times k EM iterations from the same start; (t(k+1) - t(1)) / k, each the best of
+    ``reps`` runs (a busy machine slows runs, never speeds one up)."""
     run(1)                      # compiles and tunes on first use: not part of an iteration
-    t1 = min(run(1) for _ in range(2))
-    return max((min(run(iters + 1) for _ in range(2)) - t1) / iters, 1e-9)
+    t1 = min(run(1) for _ in range(reps))
+    return max((min(run(iters + 1) for _ in range(reps)) - t1) / iters, 1e-9)
 
 
 def time_em(backend, X, params, cvtype, iters):
@@ -140,18 +142,34 @@ def compile_times(D, cvtype, dtype="float32"):
     return cold, warm
 
 
+SETTLE = 0.5    # s after a BLAS call: OpenBLAS's threads spin-wait ~0.1-0.2 s after one, and on
+                # this 2-core VM a kernel launched meanwhile ran 1.6-1.8x slower
+
+
+def beside_sgemm(measure) -> tuple[float, float]:
+    """(measure(), the sgemm GFLOP/s of the machine at the time: the better of a measurement
+    just before and one just after)."""
+    before = sgemm_gflops(reps=5)
+    time.sleep(SETTLE)
+    secs = measure()
+    return secs, max(before, sgemm_gflops(reps=5))
+
+
 def c_rows(X, params, cv, iters):
-    """('c', tuned time) and, per executable width, (f'c w{w} ({variant})', best time)."""
+    """('c', time, sgemm) for the tuned backend and, per executable width,
+    (f'c w{w} ({variant})', time, sgemm) for the variant with the largest share of sgemm."""
     from em.backends.c_backend import CBackend, variants
     from em.specializer import target as tg
     D = params[0].shape[1]
-    rows = [("c", time_em(CBackend(), X, params, cv, iters))]
+    rows = [("c", *beside_sgemm(lambda: time_em(CBackend(), X, params, cv, iters)))]
     for w in reversed(tg.detect().executable):
-        names = [v.name for v in variants(D, cv, "float32", tg.detect(w))
-                 if v.vbytes == w]
-        best = min((time_em(CBackend(variant=n, vector_bytes=w), X, params, cv, iters), n)
-                   for n in names)
-        rows.append((f"c w{w} ({best[1]})", best[0]))
+        timed = []
+        for v in variants(D, cv, "float32", tg.detect(w)):
+            if v.vbytes == w:
+                b = CBackend(variant=v.name, vector_bytes=w)
+                timed.append((f"c w{w} ({v.name})",
+                              *beside_sgemm(lambda: time_em(b, X, params, cv, iters))))
+        rows.append(max(timed, key=lambda r: r[2] / r[1]))
     return rows
 
 
@@ -160,7 +178,7 @@ def main(argv=None):
     p.add_argument("--N", type=int, default=200_000)
     p.add_argument("--D", type=int, default=39)
     p.add_argument("--M", type=int, default=64)
-    p.add_argument("--iters", type=int, default=2, help="timed iterations per measurement")
+    p.add_argument("--iters", type=int, default=4, help="timed iterations per measurement")
     p.add_argument("--cvtype", choices=["diag", "full", "both"], default="both")
     p.add_argument("--march", help="compile for this -march instead of native (sets EM_MARCH)")
     p.add_argument("--backends", default=None,
@@ -187,14 +205,15 @@ def main(argv=None):
     t = tg.detect()
     print(f"machine: {cpu_model()}, {os.cpu_count()} cpus; compiler {cc.compiler_version()}")
     print(f"target: {t.describe()}")
-    print(f"numpy float32 matmul (sgemm) {peak:.1f} GFLOP/s (this run)")
+    print(f"numpy float32 matmul (sgemm) {peak:.1f} GFLOP/s at the start of this run "
+          "(each row's own beside it)")
     cvtypes = ["diag", "full"] if a.cvtype == "both" else [a.cvtype]
     for cv in cvtypes if "c" in names else []:
         cold, warm = compile_times(a.D, cv)
         print(f"c backend, {cv} D={a.D} (any M): first compile {cold:.2f} s, "
               f"cached load in a new process {warm * 1e3:.1f} ms")
     print(f"{'cvtype':6s} {'N':>8s} {'D':>4s} {'M':>5s} {'impl':28s} {'s/iter':>9s} "
-          f"{'GFLOP/s':>8s} {'%sgemm':>7s} {'vs sklearn':>10s}")
+          f"{'GFLOP/s':>8s} {'%sgemm':>7s} {'sgemm':>6s} {'vs sklearn':>10s}")
     shapes = [(a.N, a.D, a.M)]
     if a.sweep:
         shapes += [(a.N, a.D, m) for m in (8, 256)] + [(a.N, d, a.M) for d in (13, 128)]
@@ -205,17 +224,20 @@ def main(argv=None):
             rows = []
             for name in names:
                 rows += c_rows(X, params, cv, a.iters) if name == "c" else \
-                    [(name, time_em(name, X, params, cv, a.iters))]
-            ref = time_sklearn(X, params, cv, a.iters) if "sklearn" in peers else None
-            if ref is not None:
-                rows.append(("scikit-learn", ref))
+                    [(name, *beside_sgemm(lambda: time_em(name, X, params, cv, a.iters)))]
+            ref = None
+            if "sklearn" in peers:
+                rows.append(("scikit-learn",
+                             *beside_sgemm(lambda: time_sklearn(X, params, cv, a.iters))))
+                ref = rows[-1][1]
             if "torchgmm" in peers:
-                rows.append(("torchgmm (cpu)", time_torchgmm(X, params, cv, a.iters)))
-            for impl, secs in rows:
+                rows.append(("torchgmm (cpu)",
+                             *beside_sgemm(lambda: time_torchgmm(X, params, cv, a.iters))))
+            for impl, secs, sgemm in rows:
                 gf = flops / secs / 1e9
                 speedup = f"{ref / secs:9.1f}x" if ref else "         -"
                 print(f"{cv:6s} {N:8d} {D:4d} {M:5d} {impl:28s} {secs:9.4f} {gf:8.2f} "
-                      f"{100 * gf / peak:6.1f}% {speedup:>10s}", flush=True)
+                      f"{100 * gf / sgemm:6.1f}% {sgemm:6.0f} {speedup:>10s}", flush=True)
 
 
 if __name__ == "__main__":

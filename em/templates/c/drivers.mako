@@ -134,11 +134,19 @@ static inline double block_resp_${lay}(const Form* f, int nb, int B, const doubl
     (void)B;
     if (f->dot) return resp_rows_kdot(f, w->z, w->lr, nb, wt, w->arg);
     return resp_rows(w->lr, f->MP, nb, wt, hard, w->arg);
-% elif rows:
-    (void)B;
-    return resp_rows(w->lr, f->MP, nb, wt, hard, w->arg);
+% elif L.cvtype == "diag":
+    return ${f"resp_rows(w->lr, f->MP, nb, wt, hard, w->arg)" if rows else "resp_cols(w->lr, f->M, B, nb, wt, hard, w->arg)"};
 % else:
-    return resp_cols(w->lr, f->M, B, nb, wt, hard, w->arg);
+    // hard: the statistics GEMMs take the one-hot responsibilities
+% if rows:
+    (void)B;
+    const double ll = resp_rows(w->lr, f->MP, nb, wt, hard, w->arg);
+    if (hard) onehot_rows(w->lr, f->MP, nb, w->arg, wt);
+% else:
+    const double ll = resp_cols(w->lr, f->M, B, nb, wt, hard, w->arg);
+    if (hard) onehot_cols(w->lr, f->M, B, nb, w->arg, wt);
+% endif
+    return ll;
 % endif
 }
 
@@ -153,13 +161,15 @@ static inline void block_score_${lay}(const Form* f, int nb, int B, int64_t n0, 
 }
 
 // statistics of components [k0, k1) of the block held by `data`, into the accumulators of `acc`;
-// s1, s2: scratch as large as Work.aux; hard: R is one-hot at data->arg
+// s1, s2: scratch as large as Work.aux; hard: each sample in its component data->arg alone,
+// with its weight wt (or 1)
 static inline void block_stats_${lay}(const Form* f, int64_t k0, int64_t k1, int nb, int B,
-                                      const Work* data, Work* acc, T* s1, T* s2, int hard) {
+                                      const Work* data, Work* acc, T* s1, T* s2, int hard,
+                                      const double* wt) {
 % if L.cvtype == "diag":
     (void)s1; (void)s2;
     if (hard) {
-        stats_hard(f, k0, k1, data->z, nb, data->arg, data->lr, ${"f->MP, 1" if rows else "1, B"}, acc->aN, acc->aS1);
+        stats_hard(f, k0, k1, data->z, nb, data->arg, wt, acc->aN, acc->aS1);
         return;
     }
 % if rows:
@@ -169,10 +179,10 @@ static inline void block_stats_${lay}(const Form* f, int64_t k0, int64_t k1, int
 % endif
     stats_tile(f, k0, k1, data->z, nb, data->lr, ${"f->MP, 1" if rows else "1, B"}, acc->n, acc->aN, acc->aS1);
 % elif lay == "gcol":
-    (void)hard;
+    (void)hard; (void)wt;
     stats_tri(f, k0, k1, data->xt, B, nb, data->lr, acc->aN, acc->aS1, acc->aS2, s1, s2);
 % else:
-    (void)hard;
+    (void)hard; (void)wt;
     stats_tile(f, k0, k1, data->z, nb, data->lr, ${"f->MP, 1" if rows else "1, B"}, acc->aN, acc->aS1, acc->aS2, s1, s2);
 % endif
 }
@@ -225,7 +235,7 @@ ${prologue(v.parallel == "samples")}\
             const int nb = (int)(N - n0 < B ? N - n0 : B);
             block_logrho_${lay}(&f, X, n0, nb, B, w);
             ll[t] += block_resp_${lay}(&f, nb, B, weight ? weight + n0 : 0, hard, w);
-            block_stats_${lay}(&f, 0, M, nb, B, w, w, w->aux, w->u, hard);
+            block_stats_${lay}(&f, 0, M, nb, B, w, w, w->aux, w->u, hard, weight ? weight + n0 : 0);
         }
         EM_FTZ_END
     }
@@ -270,15 +280,18 @@ ${prologue(v.parallel == "samples")}\
 % else:
                 logrho_gemm(&f, zs, ns, lrs, scratch);
 % endif
-                ll[t] += resp_rows(lrs, f.MP, ns, weight ? weight + n0 + s0 : 0, hard,
-                                   shared.arg + s0);
+                const double* ws = weight ? weight + n0 + s0 : 0;
+                ll[t] += resp_rows(lrs, f.MP, ns, ws, hard, shared.arg + s0);
+% if L.cvtype == "full":
+                if (hard) onehot_rows(lrs, f.MP, ns, shared.arg + s0, ws);
+% endif
             }
 #pragma omp for schedule(dynamic, 1)
             for (int64_t g = 0; g < groups; ++g) {
                 if (!ok) continue;
                 const int64_t k0 = g * ${group}, k1 = k0 + ${group} < M ? k0 + ${group} : M;
                 block_stats_${lay}(&f, k0, k1, nb, B, &shared, &shared, scratch,
-                                   scratch + scratch_size, hard);
+                                   scratch + scratch_size, hard, weight ? weight + n0 : 0);
             }
         }
         free(scratch);

@@ -120,23 +120,31 @@ static int form_init(Form* f, int64_t M, const double* c, const double* mu, cons
 // with the row (it overlaps the one before with the same values); rows shorter than a vector
 // go lane by lane.
 static inline void load_tile(const Form* f, const T* X, int64_t n0, int nb, T* z) {
-<% full, tail = divmod(L.D, L.lanes) %>\
+<% full, tail = divmod(L.D, L.lanes); diag = L.cvtype == "diag" %>\
+    const T* c = f->c;
     for (int b = 0; b < nb; ++b) {
         const T* x = X + (n0 + b) * (int64_t)D;
         T* y = z + (size_t)b * ZW;
+        // squares from registers: reloading the tile just stored stalls on store forwarding
 #pragma GCC unroll 8
-        for (int v = 0; v < ${full * L.lanes}; v += VW) vstore(y + v, vload(x + v) - vload(f->c + v));
-% if tail and full:
-        vstore(y + D - VW, vload(x + D - VW) - vload(f->c + D - VW));
-% elif tail:
-        for (int l = 0; l < D; ++l) y[l] = x[l] - f->c[l];
+        for (int v = 0; v < ${full * L.lanes}; v += VW) {
+            const vT t = vload(x + v) - vload(c + v);
+            vstore(y + v, t);
+% if diag:
+            vstore(y + D + v, t * t);
 % endif
-% if L.cvtype == "diag":
-#pragma GCC unroll 8
-        for (int v = 0; v < ${full * L.lanes}; v += VW) { const vT t = vload(y + v); vstore(y + D + v, t * t); }
+        }
 % if tail and full:
-        { const vT t = vload(y + D - VW); vstore(y + 2 * D - VW, t * t); }
+        {
+            const vT t = vload(x + D - VW) - vload(c + D - VW);
+            vstore(y + D - VW, t);
+% if diag:
+            vstore(y + 2 * D - VW, t * t);
+% endif
+        }
 % elif tail:
+        for (int l = 0; l < D; ++l) y[l] = x[l] - c[l];
+% if diag:
         for (int l = 0; l < D; ++l) y[D + l] = y[l] * y[l];
 % endif
 % endif

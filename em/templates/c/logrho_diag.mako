@@ -147,7 +147,7 @@ ${feature_loop(accs, body)}\
 
 % endfor
 ${panel_sweep('kdot', TB, KP)}
-// Rows of kdot's lr -> one-hot rows at each sample's component (resp_rows' hard mode, whose
+// Rows of kdot's lr -> each sample's component in arg (resp_rows' hard mode, whose
 // log-likelihood is kdot's shifted one); returns the weighted log-likelihood of the chosen
 // components from the difference form x' - m_k, in vectors over the features (the tile's
 // columns past D and the parameters' padding meet zero precision).

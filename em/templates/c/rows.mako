@@ -55,19 +55,15 @@ static inline int row_block_logsum(T* lr, int64_t MP, int b0, int nb, int store,
 }
 
 // Rows of log rho -> responsibilities (times the sample weight) in place; returns the weighted
-// log-likelihood of the rows.  hard: one-hot at the argmax (also written to arg [nb]),
-// classification likelihood.
+// log-likelihood of the rows.  hard: each row's argmax into arg [nb] (lr is left as it is;
+// onehot_rows makes the rows where statistics need them), classification likelihood.
 static inline double resp_rows(T* lr, int64_t MP, int nb, const double* w, int hard,
                                int64_t* arg) {
     double ll = 0.0;
     if (hard) {
         for (int b = 0; b < nb; ++b) {
-            T* r = lr + (size_t)b * MP;
-            const T mx = row_max_arg(r, MP, arg + b);
-            const T wb = w ? (T)w[b] : (T)1;
-            ll += (double)wb * (double)mx;
-            memset(r, 0, sizeof(T) * MP);
-            r[arg[b]] = wb;
+            const T mx = row_max_arg(lr + (size_t)b * MP, MP, arg + b);
+            ll += (w ? (double)(T)w[b] : 1.0) * (double)mx;
         }
         return ll;
     }
@@ -83,6 +79,12 @@ static inline double resp_rows(T* lr, int64_t MP, int nb, const double* w, int h
         }
     }
     return ll;
+}
+
+// Rows [nb][MP] one-hot at arg, with the sample's weight (or 1)
+static inline void onehot_rows(T* lr, int64_t MP, int nb, const int64_t* arg, const double* w) {
+    memset(lr, 0, sizeof(T) * MP * (size_t)nb);
+    for (int b = 0; b < nb; ++b) lr[(size_t)b * MP + arg[b]] = w ? (T)w[b] : (T)1;
 }
 
 // Scores of rows of log rho for samples n0..n0+nb: mode 0 log-likelihood, 1 also normalised
@@ -144,7 +146,7 @@ static inline vT col_expsum(T* r, int64_t M, int B, vT mx, int store) {
 }
 
 // Columns of log rho -> responsibilities in place (padding lanes get 0); returns the weighted
-// log-likelihood.  hard: one-hot at the argmax (also written to arg [nb]).
+// log-likelihood.  hard: each sample's argmax into arg [nb] (lr left as it is; onehot_cols).
 static inline double resp_cols(T* lr, int64_t M, int B, int nb, const double* w, int hard,
                                int64_t* arg) {
     double ll = 0.0;
@@ -155,10 +157,6 @@ static inline double resp_cols(T* lr, int64_t M, int B, int nb, const double* w,
         vT argv;
         const vT mx = col_max(r, M, B, &argv);
         if (hard) {
-            for (int64_t k = 0; k < M; ++k) {
-                const vI hit = argv == vzero() + (T)k;
-                vstore(r + (size_t)k * B, hit ? wv : vzero());
-            }
             for (int l = 0; l < nc; ++l) {
                 ll += (double)wv[l] * (double)mx[l];
                 arg[b0 + l] = (int64_t)argv[l];
@@ -172,6 +170,14 @@ static inline double resp_cols(T* lr, int64_t M, int B, int nb, const double* w,
         for (int l = 0; l < nc; ++l) ll += (double)wv[l] * ((double)mx[l] + (double)lg[l]);
     }
     return ll;
+}
+
+// Columns [M][B] one-hot at arg, with the sample's weight (or 1); 0 in the padding lanes
+static inline void onehot_cols(T* lr, int64_t M, int B, int nb, const int64_t* arg,
+                               const double* w) {
+    const int nbp = (nb + VW - 1) / VW * VW;
+    for (int64_t k = 0; k < M; ++k) memset(lr + (size_t)k * B, 0, sizeof(T) * nbp);
+    for (int b = 0; b < nb; ++b) lr[(size_t)arg[b] * B + b] = w ? (T)w[b] : (T)1;
 }
 
 static inline void score_cols(T* lr, int64_t M, int B, int nb, int64_t n0, int mode,

@@ -49,15 +49,14 @@ static inline void stats_shifted(const Form* f, int64_t k, const T* z, int nb, c
     }
 }
 
-// Hard assignment (R one-hot: r_bk = w_b at k = arg[b]): N_k and [S1 | S2]_k += w_b [u | u^2]
+// Hard assignment (sample b in component arg[b] alone, weight w_b or 1): N_k and [S1 | S2]_k += w_b [u | u^2]
 // for the samples of components [k0, k1), u the centred x, or x - mc_k if exact[k] -- a
 // scatter of nb rows into double accumulators instead of the GEMM R^T Z over every component.
 static inline void stats_hard(const Form* f, int64_t k0, int64_t k1, const T* z, int nb,
-                              const int64_t* arg, const T* R, int64_t rb, int64_t rk,
-                              double* aN, double* aZ) {
+                              const int64_t* arg, const double* w, double* aN, double* aZ) {
     for (int b = 0; b < nb; ++b) {
         const int64_t k = arg[b];
-        const T r = k >= k0 && k < k1 ? R[(size_t)b * rb + (size_t)k * rk] : (T)0;
+        const T r = k >= k0 && k < k1 ? (w ? (T)w[b] : (T)1) : (T)0;
         if (r == 0) continue;
         const T* x = z + (size_t)b * ZW;
         double* o = aZ + (size_t)k * ZW;
@@ -70,7 +69,7 @@ static inline void stats_hard(const Form* f, int64_t k0, int64_t k1, const T* z,
                 o[D + d] += (double)(t * u);
             }
         } else {
-            for (int d = 0; d < 2 * D; ++d) o[d] += (double)(r * x[d]);
+            for (int d = 0; d < ZW; ++d) o[d] += (double)(r * x[d]);   // whole vectors: past 2D, 0
         }
     }
 }
