@@ -16,7 +16,6 @@ struct Work {
     T* xt;          // [DP + 8][B] the tile transposed (samples in lanes); rows past D zero
     T* aux;         // aux_size(B) scratch: x - mu, or r (x - mu)
     T* u;           // aux_size(B) scratch: x - mu
-    T* q;           // [B] scratch: sums of squares
     T* n;           // [MP] N_k of a block
     int64_t* arg;   // [B] hard assignment: the component of each sample
     double* aN;     // [M]
@@ -30,7 +29,7 @@ struct Work {
 };
 
 static void work_free(Work* w) {
-    free(w->z); free(w->lr); free(w->xt); free(w->aux); free(w->u); free(w->q); free(w->n);
+    free(w->z); free(w->lr); free(w->xt); free(w->aux); free(w->u); free(w->n);
     free(w->arg);
     free(w->aN); free(w->aS1); free(w->aS2);
     memset(w, 0, sizeof *w);
@@ -50,10 +49,9 @@ static int work_alloc(Work* w, const Form* f, int B, int accumulators) {
     w->xt = em_alloc((size_t)(DP + 8) * B);
     w->aux = em_alloc(aux_size(B));
     w->u = em_alloc(aux_size(B));
-    w->q = em_alloc(B);
     w->n = em_alloc(f->MP);
     w->arg = (int64_t*)malloc(sizeof(int64_t) * (size_t)B);
-    int ok = w->z && w->lr && w->xt && w->aux && w->u && w->q && w->n && w->arg;
+    int ok = w->z && w->lr && w->xt && w->aux && w->u && w->n && w->arg;
     if (accumulators) {
         w->aN = em_alloc_d(f->M);
 % if L.cvtype == "diag":
@@ -122,7 +120,7 @@ static inline void block_logrho_${lay}(const Form* f, const T* X, int64_t n0, in
     logrho_far(f, X, n0, nb, w->lr, 1, B);
 % elif lay == "gcol":
     transpose_tile(w->z, nb, B, w->xt);
-    logrho_gcol(f, w->xt, B, nb, w->lr, w->aux, w->q);
+    logrho_gcol(f, w->xt, B, nb, w->lr, w->aux);
 % else:
     (void)B;
     logrho_gemm(f, w->z, nb, w->lr, w->aux);

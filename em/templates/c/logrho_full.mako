@@ -43,37 +43,37 @@ static inline void logrho_gemm(const Form* f, const T* z, int nb, T* lr, T* diff
 
 // The same with samples in lanes, exact over the triangle: y_j = sum_{i <= j} (x_i - mu_i) U_ij
 // for a tile of ${J} columns of U x ${S} vectors of samples, rows of U only down to the tile's last
-// column.  xt [D][B] centred (samples in lanes) -> lr [M][B]; dt: scratch [D][B] (x - mu);
-// q: scratch [B] (sums of squares).
-static inline void logrho_gcol(const Form* f, const T* xt, int B, int nb, T* lr, T* dt, T* q) {
+// column.  xt [D][B] centred (samples in lanes) -> lr [M][B]; dt: scratch [D][${S * L.lanes}], x - mu of
+// ${S} vectors of samples at a time (in L1 while every column tile reads it: the whole block's
+// x - mu written per component went out to L2, a fifth of the time).
+static inline void logrho_gcol(const Form* f, const T* xt, int B, int nb, T* lr, T* dt) {
     const int nsv = (nb + VW - 1) / VW;
     for (int64_t c = 0; c < f->M; ++c) {
         const T* m = f->mu + (size_t)c * DP;
         const T* U = f->P + (size_t)c * DP * DP;
-        for (int i = 0; i < D; ++i)
-            for (int s = 0; s < nsv; ++s)
-                vstore(dt + (size_t)i * B + s * VW, vload(xt + (size_t)i * B + s * VW) - m[i]);
-        for (int s = 0; s < nsv; ++s) vstore(q + s * VW, vzero());
-        for (int j0 = 0; j0 < D; j0 += ${J}) {
-            const int rows = D < j0 + ${J} ? D : j0 + ${J};
-            const T* Uj = U + j0;           // columns past D (or DP) are read but never summed
-            for (int s0 = 0; s0 < nsv; s0 += ${S}) {        // ${S} divides B / VW
-                const T* d0 = dt + (size_t)s0 * VW;
-<%k:rank1 rows="${J}" vecs="${S}" n="rows" a="${lambda r, i: f'Uj[(size_t){i} * DP + {r}]'}" b="${lambda i, v: f'd0 + (size_t){i} * B + {v} * VW'}">
+        const T l = f->lc[c];
+        for (int s0 = 0; s0 < nsv; s0 += ${S}) {        // ${S} divides B / VW
+            for (int i = 0; i < D; ++i) {
 % for v in range(S):
-            {
-                vT t = vload(q + (s0 + ${v}) * VW);
-% for r in range(J):
-                if (j0 + ${r} < D) t += acc${r}_${v} * acc${r}_${v};
+                vstore(dt + (size_t)i * ${S * L.lanes} + ${v * L.lanes}, vload(xt + (size_t)i * B + (s0 + ${v}) * VW) - m[i]);
 % endfor
-                vstore(q + (s0 + ${v}) * VW, t);
             }
+            vT ${", ".join(f"q{v} = vzero()" for v in range(S))};
+            for (int j0 = 0; j0 < D; j0 += ${J}) {
+                const int rows = D < j0 + ${J} ? D : j0 + ${J};
+                const T* Uj = U + j0;       // columns past D (or DP) are read but never summed
+<%k:rank1 rows="${J}" vecs="${S}" n="rows" a="${lambda r, i: f'Uj[(size_t){i} * DP + {r}]'}" b="${lambda i, v: f'dt + (size_t){i} * {S * L.lanes} + {v * L.lanes}'}">
+% for v in range(S):
+% for r in range(J):
+                if (j0 + ${r} < D) q${v} += acc${r}_${v} * acc${r}_${v};
+% endfor
 % endfor
 </%k:rank1>
             }
+% for v in range(S):
+            if (s0 + ${v} < nsv) vstore(lr + (size_t)c * B + (s0 + ${v}) * VW, l - (T)0.5 * q${v});
+% endfor
         }
-        const T l = f->lc[c];
-        for (int s = 0; s < nsv; ++s) vstore(lr + (size_t)c * B + s * VW, l - (T)0.5 * vload(q + s * VW));
     }
 }
 % endif

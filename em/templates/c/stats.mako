@@ -180,10 +180,12 @@ static inline void stats_tile(const Form* f, int64_t k0, int64_t k1, const T* z,
 // For each component k of [k0, k1), samples in lanes: N_k, S1_k and the upper triangle of
 // S2_k = sum_b (r_bk u_b) u_b^T with u = x - mc_k if exact[k] (about its mean), else the centred
 // x (about c), exact over the triangle: tiles of ${I} x ${I} entries whose accumulators run along
-// the samples and are summed across lanes once per block.  R columns layout [M][B];
-// xt [DP + 8][B] (rows past D are zero); rxt, ut: scratch [DP + 8][B] (rows past D stay zero).
+// the samples and are summed across lanes once per block.  A row of tiles takes its ${I} rows of
+// r u (and their S1) into rx [${I}][B], in L1 while its tiles read them (r u of the whole block
+// went out to L2, a fifth of the time).  R columns layout [M][B]; xt [DP + 8][B] (rows past D
+// are zero); rx, ut: scratch [DP + 8][B] (ut: x - mc_k of an exact component).
 static inline void stats_tri(const Form* f, int64_t k0, int64_t k1, const T* xt, int B, int nb,
-                             const T* R, double* aN, double* aS1, double* aS2, T* rxt, T* ut) {
+                             const T* R, double* aN, double* aS1, double* aS2, T* rx, T* ut) {
     const int nsv = (nb + VW - 1) / VW;
     T sums[${max(len(accs), VW)}];
     for (int64_t c = k0; c < k1; ++c) {
@@ -193,40 +195,33 @@ static inline void stats_tri(const Form* f, int64_t k0, int64_t k1, const T* xt,
         const T nk = vsum(nv);
         aN[c] += nk;
         if (nk == 0) continue;                 // hard assignment leaves most components empty
-        const int exact = f->exact[c];
-        const T* m = f->mc + (size_t)c * DP;
-        for (int i0 = 0; i0 < D; i0 += VW) {   // (u and) r u for every feature, and S1 from them
-            vT s1[VW];
-            for (int t = 0; t < VW; ++t) {
-                s1[t] = vzero();
-                if (i0 + t >= D) continue;     // rows past D stay zero in rxt and ut
-                const size_t row = (size_t)(i0 + t) * B;
-                const T mi = exact ? m[i0 + t] : (T)0;
-                vT acc = vzero();
-                for (int s = 0; s < nsv; ++s) {
-                    vT u = vload(xt + row + s * VW);
-                    if (exact) {
-                        u -= mi;
-                        vstore(ut + row + s * VW, u);
-                    }
-                    const vT y = vload(r + s * VW) * u;
-                    vstore(rxt + row + s * VW, y);
-                    acc += y;
-                }
-                s1[t] = acc;
-            }
-${lanes.lane_sums(VW, [f"s1[{t}]" for t in range(VW)], "sums")}\
-            for (int t = 0; t < VW && i0 + t < D; ++t) aS1[(size_t)c * DP + i0 + t] += sums[t];
+        const T* us = xt;
+        if (f->exact[c]) {                     // rows past D stay zero in ut
+            const T* m = f->mc + (size_t)c * DP;
+            for (int i = 0; i < D; ++i)
+                for (int s = 0; s < nsv; ++s)
+                    vstore(ut + (size_t)i * B + s * VW, vload(xt + (size_t)i * B + s * VW) - m[i]);
+            us = ut;
         }
-        const T* us = exact ? ut : xt;
         double* out = aS2 + (size_t)c * D * DP;
-        for (int ti = 0; ti < D; ti += ${I})
+        for (int ti = 0; ti < D; ti += ${I}) {
+            vT ${", ".join(f"s1_{a} = vzero()" for a in range(I))};
+            for (int s = 0; s < nsv; ++s) {
+                const vT rs = vload(r + s * VW);
+% for a in range(I):
+                { const vT y = rs * vload(us + (size_t)(ti + ${a}) * B + s * VW); vstore(rx + ${a} * (size_t)B + s * VW, y); s1_${a} += y; }
+% endfor
+            }
+% for g in range(0, I, VW):
+${lanes.lane_sums(VW, [f"s1_{a}" for a in range(I)][g:g + VW], f"(sums + {g})")}\
+% endfor
+            for (int a = 0; a < ${I} && ti + a < D; ++a) aS1[(size_t)c * DP + ti + a] += sums[a];
             for (int tj = ti; tj < D; tj += ${I}) {
                 vT ${", ".join(accs)};
                 ${" ".join(f"{a} = vzero();" for a in accs)}
                 for (int s = 0; s < nsv; ++s) {
 % for a in range(I):
-                    const vT p${a} = vload(rxt + (size_t)(ti + ${a}) * B + s * VW);
+                    const vT p${a} = vload(rx + ${a} * (size_t)B + s * VW);
 % endfor
 % for b in range(I):
                     const vT q${b} = vload(us + (size_t)(tj + ${b}) * B + s * VW);
@@ -245,6 +240,7 @@ ${lanes.lane_sums(VW, accs[g:g + VW], f"(sums + {g})")}\
 % endfor
 % endfor
             }
+        }
     }
 }
 % endif
