@@ -2,7 +2,8 @@
 scikit-learn's GaussianMixture and TorchGMM (CPU), in the same run, as one table.
 
     python benchmarks/bench_em.py                      # N=200k, D=39, M=64, diag and full, float32
-    python benchmarks/bench_em.py --march haswell      # the AVX2 code path (EM_MARCH) on this CPU
+    python benchmarks/bench_em.py --march haswell      # the AVX2 code path (EM_MARCH) on this CPU,
+                                                       # against OpenBLAS's AVX2 sgemm
     python benchmarks/bench_em.py --backends c --peers ""   # only the C backend
     python benchmarks/bench_em.py --N 20000 --sweep    # also a sweep over M and D
 
@@ -142,6 +143,8 @@ def compile_times(D, cvtype, dtype="float32"):
     return cold, warm
 
 
+BLAS_CORE = {"haswell": "Haswell", "skylake-avx512": "SkylakeX", "znver3": "Zen"}   # --march ->
+                                                                            # OPENBLAS_CORETYPE
 SETTLE = 0.5    # s after a BLAS call: OpenBLAS's threads spin-wait ~0.1-0.2 s after one, and on
                 # this 2-core VM a kernel launched meanwhile ran 1.6-1.8x slower
 
@@ -189,6 +192,12 @@ def main(argv=None):
     a = p.parse_args(argv)
     if a.march:
         os.environ["EM_MARCH"] = a.march
+        core = BLAS_CORE.get(a.march)
+        if core and os.environ.get("OPENBLAS_CORETYPE") != core:
+            # the forced path's share is of an sgemm on the same ISA: OpenBLAS reads its
+            # kernel choice when it loads, so start again with it set
+            os.execve(sys.executable, [sys.executable, *sys.argv],
+                      {**os.environ, "OPENBLAS_CORETYPE": core})
     from em import backends
     from em.specializer import compile as cc, target as tg
 
@@ -205,8 +214,9 @@ def main(argv=None):
     t = tg.detect()
     print(f"machine: {cpu_model()}, {os.cpu_count()} cpus; compiler {cc.compiler_version()}")
     print(f"target: {t.describe()}")
-    print(f"numpy float32 matmul (sgemm) {peak:.1f} GFLOP/s at the start of this run "
-          "(each row's own beside it)")
+    core = os.environ.get("OPENBLAS_CORETYPE")
+    print(f"numpy float32 matmul (sgemm{f', OpenBLAS {core} kernels' if core else ''}) "
+          f"{peak:.1f} GFLOP/s at the start of this run (each row's own beside it)")
     cvtypes = ["diag", "full"] if a.cvtype == "both" else [a.cvtype]
     for cv in cvtypes if "c" in names else []:
         cold, warm = compile_times(a.D, cv)
