@@ -42,8 +42,8 @@ static inline void logrho_gemm(const Form* f, const T* z, int nb, T* lr, T* diff
 <% J, S = L.gcol_tile %>\
 
 // The same with samples in lanes, exact over the triangle: y_j = sum_{i <= j} (x_i - mu_i) U_ij
-// for a tile of ${J} columns of U x ${S} vectors of samples, rows of U only down to the tile's last
-// column.  xt [D][B] centred (samples in lanes) -> lr [M][B]; dt: scratch [D][${S * L.lanes}], x - mu of
+// for a tile of ${J} columns of U x ${S} vectors of samples: rows of U above the tile's columns,
+// then the upper triangle of its diagonal block.  xt [D][B] centred (samples in lanes) -> lr [M][B]; dt: scratch [D][${S * L.lanes}], x - mu of
 // ${S} vectors of samples at a time (in L1 while every column tile reads it: the whole block's
 // x - mu written per component went out to L2, a fifth of the time).
 static inline void logrho_gcol(const Form* f, const T* xt, int B, int nb, T* lr, T* dt) {
@@ -60,9 +60,19 @@ static inline void logrho_gcol(const Form* f, const T* xt, int B, int nb, T* lr,
             }
             vT ${", ".join(f"q{v} = vzero()" for v in range(S))};
             for (int j0 = 0; j0 < D; j0 += ${J}) {
-                const int rows = D < j0 + ${J} ? D : j0 + ${J};
                 const T* Uj = U + j0;       // columns past D (or DP) are read but never summed
-<%k:rank1 rows="${J}" vecs="${S}" n="rows" a="${lambda r, i: f'Uj[(size_t){i} * DP + {r}]'}" b="${lambda i, v: f'dt + (size_t){i} * {S * L.lanes} + {v * L.lanes}'}">
+<%k:rank1 rows="${J}" vecs="${S}" n="j0" a="${lambda r, i: f'Uj[(size_t){i} * DP + {r}]'}" b="${lambda i, v: f'dt + (size_t){i} * {S * L.lanes} + {v * L.lanes}'}">
+## rows j0.. of the tile: U's diagonal block, its upper triangle only
+% for d in range(J):
+            if (j0 + ${d} < D) {
+                const T* dd = dt + (size_t)(j0 + ${d}) * ${S * L.lanes};
+                const T* ud = Uj + (size_t)(j0 + ${d}) * DP;
+                ${" ".join(f"const vT b{v} = vload(dd + {v * L.lanes});" for v in range(S))}
+% for r in range(d, J):
+                { const T a = ud[${r}]; ${" ".join(f"acc{r}_{v} += a * b{v};" for v in range(S))} }
+% endfor
+            }
+% endfor
 % for v in range(S):
 % for r in range(J):
                 if (j0 + ${r} < D) q${v} += acc${r}_${v} * acc${r}_${v};
