@@ -224,10 +224,7 @@ ${lanes.lane_sums(VW, [f"s1_{a}" for a in range(I)][g:g + VW], f"(sums + {g})")}
                     const vT p${a} = vload(rx + ${a} * (size_t)B + s * VW);
 % endfor
 % for b in range(I):
-                    const vT q${b} = vload(us + (size_t)(tj + ${b}) * B + s * VW);
-% endfor
-% for a in range(I):
-                    ${" ".join(f"a{a}_{b} += p{a} * q{b};" for b in range(I))}
+                    { const vT q = vload(us + (size_t)(tj + ${b}) * B + s * VW); ${" ".join(f"a{a}_{b} += p{a} * q;" for a in range(I))} }
 % endfor
                 }
 % for g in range(0, len(accs), VW):
