@@ -177,6 +177,27 @@ static inline void stats_tile(const Form* f, int64_t k0, int64_t k1, const T* z,
     VW = L.lanes
 %>\
 
+<%def name="s2_tile(pairs, tj)">\
+## entries (a, b) of the tile of S2 at rows ti.., columns ${tj}.. (pairs grouped by b): r u of
+## row ti + a (rx) times u of row ${tj} + b along the block's samples, then across lanes
+{
+                vT ${", ".join(f"a{x}_{y} = vzero()" for x, y in pairs)};
+                for (int s = 0; s < nsv; ++s) {
+% for x in sorted({x for x, _ in pairs}):
+                    const vT p${x} = vload(rx + ${x} * (size_t)B + s * VW);
+% endfor
+% for y in sorted({y for _, y in pairs}):
+                    { const vT q = vload(us + (size_t)(${tj} + ${y}) * B + s * VW); ${" ".join(f"a{x}_{y} += p{x} * q;" for x, yy in pairs if yy == y)} }
+% endfor
+                }
+% for g in range(0, len(pairs), L.lanes):
+${lanes.lane_sums(L.lanes, [f"a{x}_{y}" for x, y in pairs[g:g + L.lanes]], f"(sums + {g})")}\
+% endfor
+% for i, (x, y) in enumerate(pairs):
+                if (ti + ${x} < D && ${tj} + ${y} < D) out[(size_t)(ti + ${x}) * DP + ${tj} + ${y}] += sums[${i}];
+% endfor
+            }\
+</%def>\
 // For each component k of [k0, k1), samples in lanes: N_k, S1_k and the upper triangle of
 // S2_k = sum_b (r_bk u_b) u_b^T with u = x - mc_k if exact[k] (about its mean), else the centred
 // x (about c), exact over the triangle: tiles of ${I} x ${I} entries whose accumulators run along
@@ -216,27 +237,9 @@ static inline void stats_tri(const Form* f, int64_t k0, int64_t k1, const T* xt,
 ${lanes.lane_sums(VW, [f"s1_{a}" for a in range(I)][g:g + VW], f"(sums + {g})")}\
 % endfor
             for (int a = 0; a < ${I} && ti + a < D; ++a) aS1[(size_t)c * DP + ti + a] += sums[a];
-            for (int tj = ti; tj < D; tj += ${I}) {
-                vT ${", ".join(accs)};
-                ${" ".join(f"{a} = vzero();" for a in accs)}
-                for (int s = 0; s < nsv; ++s) {
-% for a in range(I):
-                    const vT p${a} = vload(rx + ${a} * (size_t)B + s * VW);
-% endfor
-% for b in range(I):
-                    { const vT q = vload(us + (size_t)(tj + ${b}) * B + s * VW); ${" ".join(f"a{a}_{b} += p{a} * q;" for a in range(I))} }
-% endfor
-                }
-% for g in range(0, len(accs), VW):
-${lanes.lane_sums(VW, accs[g:g + VW], f"(sums + {g})")}\
-% endfor
-% for a in range(I):
-% for b in range(I):
-                if (ti + ${a} < D && tj + ${b} < D && tj + ${b} >= ti + ${a})
-                    out[(size_t)(ti + ${a}) * DP + tj + ${b}] += sums[${a * I + b}];
-% endfor
-% endfor
-            }
+            ${s2_tile([(x, y) for y in range(I) for x in range(y + 1)], "ti")}
+            for (int tj = ti + ${I}; tj < D; tj += ${I})
+                ${s2_tile([(x, y) for y in range(I) for x in range(I)], "tj")}
         }
     }
 }
