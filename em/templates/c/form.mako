@@ -27,7 +27,8 @@ struct Form {
 };
 
 static void form_free(Form* f) {
-    free(f->c); free(f->mc); free(f->P); free(f->muT); free(f->PT); free(f->lc); free(f->dT); free(f->dc);
+    free(f->c); free(f->mc); free(f->P); free(f->muT); free(f->PT); free(f->lc);
+    free(f->dT); free(f->dc);
     free(f->far); free(f->fmu); free(f->fp);
     if (f->mu != f->mc) free(f->mu);
 }
@@ -101,7 +102,7 @@ static int form_init(Form* f, int64_t M, const double* c, const double* mu, cons
     f->shared = 1;
     for (int64_t k = 0; k < M; ++k)
         for (int d = 0; d < D; ++d) f->shared = f->shared && f->P[(size_t)k * DP + d] == f->P[d];
-    for (int64_t k = 0; k < MP; ++k) {
+    for (int64_t k = 0; f->shared && k < MP; ++k) {   // kdot's form: for a shared precision only
         double q = 0.0;
         for (int d = 0; k < M && d < D; ++d) {
             const double m = (double)f->mu[(size_t)k * DP + d];

@@ -43,9 +43,10 @@ static inline void logrho_gemm(const Form* f, const T* z, int nb, T* lr, T* diff
 
 // The same with samples in lanes, exact over the triangle: y_j = sum_{i <= j} (x_i - mu_i) U_ij
 // for a tile of ${J} columns of U x ${S} vectors of samples: rows of U above the tile's columns,
-// then the upper triangle of its diagonal block.  xt [D][B] centred (samples in lanes) -> lr [M][B]; dt: scratch [D][${S * L.lanes}], x - mu of
-// ${S} vectors of samples at a time (in L1 while every column tile reads it: the whole block's
-// x - mu written per component went out to L2, a fifth of the time).
+// then the upper triangle of its diagonal block.  xt [D][B] centred (samples in lanes) ->
+// lr [M][B]; dt: scratch [D][${S * L.lanes}], x - mu of ${S} vectors of samples at a time (in L1
+// while every column tile reads it: the whole block's x - mu written per component went out
+// to L2, a fifth of the time).
 static inline void logrho_gcol(const Form* f, const T* xt, int B, int nb, T* lr, T* dt) {
     const int nsv = (nb + VW - 1) / VW;
     for (int64_t c = 0; c < f->M; ++c) {
