@@ -2,16 +2,17 @@
 
     python benchmarks/bench_sklearn.py                   # N=100000 x 39, 32 components
     python benchmarks/bench_sklearn.py --n 20000 --k 8
+    python benchmarks/bench_sklearn.py --n 200000 --k 64 --only KMeans --dtype float32
 
 Both fit from the same cheap initialisation (``init_params='random_from_data'``, k-means
 ``init='random'``) for a fixed number of iterations (``tol=0``).  "fit s": the whole fit as a
 user sees it, best of ``--repeat`` after one warm-up fit (our kernels compiled and tuned);
-"ms/it": one iteration, the difference of fits of iters + 1 and 1 iterations (best of 2,
+"ms/it": one iteration, the difference of fits of iters + 1 and 1 iterations (best of 3,
 ``bench_em.per_iteration``); "score ms": ``score_samples`` of the fitted model on X (k-means:
 ``predict``, scikit-learn's code in both).  GFLOP/s counts the useful work of an iteration
 (``bench_em.model_flops``: diag 8NKD, full 2NKD(D+1); k-means 2NKD, the distances by GEMM);
-%sgemm compares our rate with this run's float32 matmul (float64 data here: a float64 peak is
-half of it).
+%sgemm compares our rate with this run's float32 matmul (for float64 data, the default, a
+float64 peak is half of it).
 """
 from __future__ import annotations
 
@@ -57,10 +58,14 @@ def main():
     ap.add_argument("--k", type=int, default=32)
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    ap.add_argument("--only", help="comma-separated estimators (GaussianMixture, "
+                    "BayesianGaussianMixture, KMeans); default all")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     centres = rng.normal(scale=3, size=(args.k, args.d))
-    X = rng.normal(size=(args.n, args.d)) + centres[rng.integers(args.k, size=args.n)]
+    X = (rng.normal(size=(args.n, args.d))
+         + centres[rng.integers(args.k, size=args.n)]).astype(args.dtype)
     common = dict(n_components=args.k, tol=0.0, random_state=0,
                   init_params="random_from_data")
     N, D, K = args.n, args.d, args.k
@@ -71,9 +76,11 @@ def main():
     cases += [("KMeans", "KMeans", dict(n_clusters=K, init="random", n_init=1, tol=0.0,
                                          random_state=0),
                2.0 * N * K * D)]
+    if args.only:
+        cases = [c for c in cases if c[1] in args.only.split(",")]
     peak = sgemm_gflops()
     print(f"{cpu_model()}; numpy float32 matmul (sgemm) {peak:.1f} GFLOP/s (this run)")
-    print(f"N={N} D={D} K={K}, {args.iters} iterations, float64, best of {args.repeat}")
+    print(f"N={N} D={D} K={K}, {args.iters} iterations, {args.dtype}, best of {args.repeat}")
     print(f"{'estimator':29s} {'em fit s':>8s} {'sklearn':>8s} {'x':>5s} | {'em ms/it':>8s} "
           f"{'GFLOP/s':>7s} {'%sgemm':>6s} {'sklearn':>8s} {'x':>5s} | {'score ms':>8s} "
           f"{'sklearn':>8s} {'x':>5s} | same iters")
