@@ -49,9 +49,10 @@ static inline void stats_shifted(const Form* f, int64_t k, const T* z, int nb, c
     }
 }
 
-// Hard assignment (sample b in component arg[b] alone, weight w_b or 1): N_k and [S1 | S2]_k += w_b [u | u^2]
-// for the samples of components [k0, k1), u the centred x, or x - mc_k if exact[k] -- a
-// scatter of nb rows into double accumulators instead of the GEMM R^T Z over every component.
+// Hard assignment (sample b in component arg[b] alone, weight w_b or 1): N_k and
+// [S1 | S2]_k += w_b [u | u^2] for the samples of components [k0, k1), u the centred x, or
+// x - mc_k if exact[k] -- a scatter of nb rows into double accumulators instead of the GEMM
+// R^T Z over every component.
 static inline void stats_hard(const Form* f, int64_t k0, int64_t k1, const T* z, int nb,
                               const int64_t* arg, const double* w, double* aN, double* aZ) {
     for (int b = 0; b < nb; ++b) {
