@@ -60,15 +60,17 @@ def variants(D: int, cvtype: str, dtype: str, target: tg.Target) -> list[CVarian
     ``nv`` one component at a time with samples in the lanes (no horizontal reductions: the
     choice for small M); ``kd``, kv in the expanded (GEMM) form x.mu where every component has
     the same precision and the pass picks components (k-means' hard passes, argmax), else kv
-    itself (at the target's own width only: it pays where components are many).  full: ``gt``, samples in lanes, exact over the triangle: (x - mu) U
-    with entries of U broadcast, S2 in square tiles summed across lanes once per block; ``g``,
+    itself.  full: ``gt``, samples in lanes, exact over the triangle: (x - mu) U with entries
+    of U broadcast, S2 in square tiles summed across lanes once per block; ``g``,
     register-blocked GEMMs with samples broadcast and columns in lanes (the triangle's diagonal
-    blocks and the padding columns are done in full).  ``_s``:
-    threads take whole blocks and keep private accumulators; ``_c``: threads score a block
-    together, then split its components (one shared set of accumulators: for large M x D x D;
-    diag accumulators are small enough to keep per thread up to M ~ 1e5, and splitting
-    components was 2-3x slower there, so diag has no ``_c``).  The number is the block of
-    samples, ``_w<bytes>`` the vector width.
+    blocks and the padding columns are done in full).  ``_s``: threads take whole blocks and
+    keep private accumulators; ``_c``: threads score a block together, then split its
+    components (one shared set of accumulators: for large M x D x D; diag accumulators are
+    small enough to keep per thread up to M ~ 1e5, and splitting components was 2-3x slower
+    there, so diag has no ``_c``).  The number is the block of samples, ``_w<bytes>`` the
+    vector width.  A narrower width the tuner also tries (AVX-512's 32 bytes, a hedge against
+    its clock) offers the default layouts only (kv, nv; gt): kd and g never won there, and
+    each variant costs compile time.
     """
     out = []
     for vb in target.widths:
@@ -80,10 +82,13 @@ def variants(D: int, cvtype: str, dtype: str, target: tg.Target) -> list[CVarian
                 out.append(CVariant(f"kd_s128_w{vb}", layout="kdot", parallel="samples",
                                     block=128, **w))
         else:
-            out += [CVariant(f"gt_s512_w{vb}", layout="gcol", parallel="samples", block=512, **w),
-                    CVariant(f"g_s128_w{vb}", layout="gemm", parallel="samples", block=128, **w),
-                    CVariant(f"g_c256_w{vb}", layout="gemm", parallel="components", block=256,
-                             sub=16, **w)]
+            out.append(CVariant(f"gt_s512_w{vb}", layout="gcol", parallel="samples", block=512,
+                                **w))
+            if vb == target.widths[0]:      # the narrower width: gt's hedge alone (compile time)
+                out += [CVariant(f"g_s128_w{vb}", layout="gemm", parallel="samples", block=128,
+                                 **w),
+                        CVariant(f"g_c256_w{vb}", layout="gemm", parallel="components",
+                                 block=256, sub=16, **w)]
     return out
 
 
@@ -106,11 +111,21 @@ def render_params(D: int, cvtype: str, dtype: str, target: tg.Target | None = No
 
 
 def units(params: dict) -> list[str]:
-    """The library's sources: one translation unit per vector width (compiled side by side)."""
+    """The library's sources, compiled side by side: one translation unit per vector width,
+    and while cores would idle, a width's code split in two (its layouts' code apart; ``kd``
+    runs ``kv``'s code where it is not a dot form, so the two share a unit)."""
     widths = sorted({v.vbytes for v in params["variants"]}, reverse=True)
-    return [render("c", "gmm", dict(params, variants=[v for v in params["variants"]
-                                                      if v.vbytes == w]))
-            for w in widths]
+    groups = [[v for v in params["variants"] if v.vbytes == w] for w in widths]
+    code = lambda v: "kvec" if v.layout == "kdot" else v.layout
+    while len(groups) < cc.cores():
+        i = max(range(len(groups)), key=lambda i: len({code(v) for v in groups[i]}))
+        first = code(groups[i][0])
+        split = [[v for v in groups[i] if code(v) == first],
+                 [v for v in groups[i] if code(v) != first]]
+        if not split[1]:
+            break
+        groups[i:i + 1] = split
+    return [render("c", "gmm", dict(params, variants=g)) for g in groups]
 
 
 def reach(form: ScoringForm, center: np.ndarray, dtype: str):

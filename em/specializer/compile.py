@@ -148,13 +148,21 @@ class _Announce:
         self.timer.cancel()
 
 
+def cores() -> int:
+    """How many compiler processes run side by side: the cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:                          # not on Linux
+        return os.cpu_count() or 1
+
+
 def _run_all(cmds: list[list[str]]) -> None:
     """Run compiler command lines side by side (one per core); CompileError on any failure."""
     running = []
     for i, cmd in enumerate(cmds):
         running.append((cmd, subprocess.Popen(cmd, stdout=subprocess.PIPE,
                                               stderr=subprocess.PIPE, text=True)))
-        if len(running) >= (os.cpu_count() or 1) or i == len(cmds) - 1:
+        if len(running) >= cores() or i == len(cmds) - 1:
             for c, proc in running:
                 _, err = proc.communicate()
                 if proc.returncode != 0:
