@@ -67,7 +67,7 @@ def _render(args) -> int:
             print(f"no variant {args.variant!r} for this problem", file=sys.stderr)
             return 2
     if args.backend == "c":
-        print(cc.joined(units(params)))          # what is compiled: one unit per width
+        print(cc.joined(units(params)))          # what is compiled (translation units)
     else:
         print(render(args.backend, "gmm", params))
     return 0

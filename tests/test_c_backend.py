@@ -399,6 +399,35 @@ def test_expanded_form_picks_as_the_difference_form(M, D, dt, variant, width, N)
                                   ORACLE.argmax(ORACLE.prepare(X), form))
 
 
+@pytest.mark.parametrize("width", WIDTHS, ids=width_id)
+def test_expanded_form_resolves_float64_near_ties(width):
+    """float64 data are scored in float first: samples whose two nearest centres differ by
+    1e-10 of their distance (far below float's rounding, well above double's) must still get
+    the double form's pick, in the hard pass and in argmax."""
+    from em.models.kmeans import centre_form
+    rng = np.random.default_rng(7)
+    M, D, N = 9, 39, 4000
+    means = rng.standard_normal((M, D)) * 3
+    pair = rng.integers(0, M - 1, N)
+    a, b = means[pair], means[pair + 1]
+    side = rng.choice([-1.0, 1.0], N) * rng.uniform(1e-10, 1e-9, N)
+    normal = rng.standard_normal((N, D)) * 0.1      # along the bisecting plane
+    normal -= ((normal * (b - a)).sum(1) / ((b - a) ** 2).sum(1))[:, None] * (b - a)
+    X = (a + b) / 2 + side[:, None] * (b - a) + normal
+    form = centre_form(means)
+    ref_arg = ORACLE.argmax(ORACLE.prepare(X), form)
+    close = np.sort(((X[:, None, :] - means[None]) ** 2).sum(-1), axis=1)
+    assert np.all(close[:, 1] - close[:, 0] < 1e-6 * close[:, 0]), "the data are near ties"
+    assert np.all(ref_arg == np.where(side > 0, pair + 1, pair)), "the oracle resolves them"
+    variant = next(v for v in variant_names(D, "diag", "float64", width) if v.startswith("kd_"))
+    backend = backend_for(variant, D, "diag", "float64", width)
+    prep = backend.prepare(X)
+    np.testing.assert_array_equal(backend.argmax(prep, form), ref_arg)
+    ref = ORACLE.fused_stats(ORACLE.prepare(X), form, hard=True)
+    assert_stats_close(backend.fused_stats(prep, form, hard=True), ref, TOL["float64"], X,
+                       what=f"kd float64 near ties {variant}")
+
+
 def test_expanded_form_is_chosen_only_where_it_picks_components():
     mod = CBackend().module(39, "diag", "float32")
     soft = mod.names(64, 39, "diag", "float32", "fused")

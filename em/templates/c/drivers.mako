@@ -18,6 +18,10 @@ struct Work {
     T* u;           // aux_size(B) scratch: x - mu
     T* n;           // [MP] N_k of a block
     int64_t* arg;   // [B] hard assignment: the component of each sample
+% if "kdot" in layouts and L.T == "double":
+    float* zf;      // [B][DP] the tile in float, and
+    float* lrf;     // [B][MPF] its scores: kdot scores float64 data in float first
+% endif
     double* aN;     // [M]
 % if L.cvtype == "diag":
     double* aS1;    // [M][ZW]: [S1 | S2] of each component
@@ -31,6 +35,9 @@ struct Work {
 static void work_free(Work* w) {
     free(w->z); free(w->lr); free(w->xt); free(w->aux); free(w->u); free(w->n);
     free(w->arg);
+% if "kdot" in layouts and L.T == "double":
+    free(w->zf); free(w->lrf);
+% endif
     free(w->aN); free(w->aS1); free(w->aS2);
     memset(w, 0, sizeof *w);
 }
@@ -52,6 +59,11 @@ static int work_alloc(Work* w, const Form* f, int B, int accumulators) {
     w->n = em_alloc(f->MP);
     w->arg = (int64_t*)malloc(sizeof(int64_t) * (size_t)B);
     int ok = w->z && w->lr && w->xt && w->aux && w->u && w->n && w->arg;
+% if "kdot" in layouts and L.T == "double":
+    w->zf = (float*)em_zalloc(sizeof(float) * (size_t)B * DP);
+    w->lrf = (float*)em_zalloc(sizeof(float) * (size_t)B * f->MPF);
+    ok = ok && w->zf && w->lrf;
+% endif
     if (accumulators) {
         w->aN = em_alloc_d(f->M);
 % if L.cvtype == "diag":
@@ -111,8 +123,11 @@ static inline void block_logrho_${lay}(const Form* f, const T* X, int64_t n0, in
     logrho_far(f, X, n0, nb, w->lr, f->MP, 1);
 % elif lay == "kdot":
     (void)B;
-    if (f->dot) logrho_kdot(f, w->z, nb, w->lr);
-    else logrho_kvec(f, w->z, nb, w->lr);
+    if (f->dot) {                       // picks each sample's component (far: none)
+        kdot_pick(f, w->z, nb, w->lr, w->arg${", w->zf, w->lrf" if L.T == "double" else ""});
+        return;
+    }
+    logrho_kvec(f, w->z, nb, w->lr);
     logrho_far(f, X, n0, nb, w->lr, f->MP, 1);
 % elif lay == "nvec":
     transpose_tile(w->z, nb, B, w->xt);
@@ -130,7 +145,7 @@ static inline void block_logrho_${lay}(const Form* f, const T* X, int64_t n0, in
 static inline double block_resp_${lay}(const Form* f, int nb, int B, const double* wt, int hard, Work* w) {
 % if lay == "kdot":
     (void)B;
-    if (f->dot) return resp_rows_kdot(f, w->z, w->lr, nb, wt, w->arg);
+    if (f->dot) return resp_rows_kdot(f, w->z, nb, wt, w->arg);
     return resp_rows(w->lr, f->MP, nb, wt, hard, w->arg);
 % elif L.cvtype == "diag":
     return ${f"resp_rows(w->lr, f->MP, nb, wt, hard, w->arg)" if rows else "resp_cols(w->lr, f->M, B, nb, wt, hard, w->arg)"};
@@ -150,6 +165,12 @@ static inline double block_resp_${lay}(const Form* f, int nb, int B, const doubl
 
 static inline void block_score_${lay}(const Form* f, int nb, int B, int64_t n0, int mode, Work* w,
                                       double* out_ll, double* out_post, int64_t* out_arg) {
+% if lay == "kdot":
+    if (f->dot) {                       // argmax: kdot_pick's
+        memcpy(out_arg + n0, w->arg, sizeof(int64_t) * (size_t)nb);
+        return;
+    }
+% endif
 % if rows:
     (void)B;
     score_rows(w->lr, f->M, f->MP, nb, n0, mode, out_ll, out_post, out_arg);

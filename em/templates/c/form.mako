@@ -24,12 +24,21 @@ struct Form {
     int64_t* far;    // [nfar] form rounds them beyond their spread; em.backends.c_backend.far),
     double* fmu;     // [nfar][D] their means
     double* fp;      // [nfar][D] their precisions
+% if L.cvtype == "diag" and L.T == "double":
+    int64_t MPF;     // M padded to whole float vectors
+    float* dTf;      // [DP][MPF] dT in float, and
+    float* dcf;      // [MPF] dc: kdot scores float64 data in float first (see kdot_pick)
+    double ebase, eslope;   // a float score is within ebase + eslope |x - c| of the double's
+% endif
 };
 
 static void form_free(Form* f) {
     free(f->c); free(f->mc); free(f->P); free(f->muT); free(f->PT); free(f->lc);
     free(f->dT); free(f->dc);
     free(f->far); free(f->fmu); free(f->fp);
+% if L.cvtype == "diag" and L.T == "double":
+    free(f->dTf); free(f->dcf);
+% endif
     if (f->mu != f->mc) free(f->mu);
 }
 
@@ -42,6 +51,10 @@ static int form_init(Form* f, int64_t M, const double* c, const double* mu, cons
     f->shared = f->dot = 0;
     f->nfar = 0;
     f->far = 0; f->fmu = f->fp = 0;
+% if L.cvtype == "diag" and L.T == "double":
+    f->dTf = f->dcf = 0;
+    f->MPF = (M + FW - 1) / FW * FW;
+% endif
 % if L.cvtype == "diag":
     for (int64_t k = 0; far && k < M; ++k) f->nfar += far[k] != 0;
     if (f->nfar) {
@@ -49,6 +62,9 @@ static int form_init(Form* f, int64_t M, const double* c, const double* mu, cons
         f->fmu = em_alloc_d((size_t)f->nfar * D); f->fp = em_alloc_d((size_t)f->nfar * D);
         if (!f->far || !f->fmu || !f->fp) {
             free(f->far); free(f->fmu); free(f->fp);
+% if L.cvtype == "diag" and L.T == "double":
+    free(f->dTf); free(f->dcf);
+% endif
             return -1;
         }
         for (int64_t k = 0, i = 0; k < M; ++k) {
@@ -111,6 +127,34 @@ static int form_init(Form* f, int64_t M, const double* c, const double* mu, cons
         }
         f->dc[k] = k < M ? (T)((double)f->lc[k] - 0.5 * q) : (T)-INFINITY;
     }
+% if L.T == "double":
+    if (f->shared) {
+        // float scores s_k = dc_k + x.dT_k (rounded inputs, D FMAs, one add) are within
+        // (D + 4) u (|dc_k| + |x| |dT_k|) of the double's (u = 2^-24, Cauchy-Schwarz), plus
+        // what flushing subnormals loses; a pick needs twice that between the best two
+        f->dTf = (float*)em_zalloc(sizeof(float) * DP * (size_t)f->MPF);
+        f->dcf = (float*)em_zalloc(sizeof(float) * (size_t)f->MPF);
+        if (!f->dTf || !f->dcf) {
+            form_free(f);
+            return -1;
+        }
+        double dcmax = 0.0, dTmax = 0.0;
+        for (int64_t k = 0; k < f->MPF; ++k) {
+            double q = 0.0;
+            for (int d = 0; k < M && d < D; ++d) {
+                const double t = f->dT[(size_t)d * MP + k];
+                f->dTf[(size_t)d * f->MPF + k] = (float)t;
+                q += t * t;
+            }
+            f->dcf[k] = k < M ? (float)f->dc[k] : -INFINITY;
+            if (k < M && fabs(f->dc[k]) > dcmax) dcmax = fabs(f->dc[k]);
+            if (q > dTmax) dTmax = q;
+        }
+        const double g = 2.0 * 1.0625 * (D + 4) * 0x1p-24;
+        f->eslope = g * sqrt(dTmax);
+        f->ebase = g * dcmax + 2.0 * (D + 2) * 0x1p-126 * (1.0 + sqrt(dTmax));
+    }
+% endif
 % endif
     return 0;
 }

@@ -1,8 +1,8 @@
 ## C++/OpenMP kernels of the kernel contract for one shape family: ${cvtype}, D=${D}, ${dtype},
 ## any number of components M (a run-time argument).  Rendered by em/specializer/render.py from
-## the dict of em.backends.c_backend.render_params (the backend renders one translation unit per
-## vector width and compiles them side by side); each width gets its own namespace, laid out by
-## em.specializer.layout.Layout.  One file per job:
+## the dict of em.backends.c_backend.render_params (the backend renders translation units of
+## some variants each, c_backend.units, and compiles them side by side); each width gets its own
+## namespace, laid out by em.specializer.layout.Layout.  One file per job:
 ##   simd.mako     vector types, loads, horizontal reductions, exp/log (the only one that knows
 ##                 the width)
 ##   form.mako     parameters in kernel form; data tiles

@@ -16,9 +16,11 @@ static inline vT vmaxv(vT a, vT b) { return a > b ? a : b; }
 #ifdef __clang__
 #define EM_SHUFFLE(v, ...) __builtin_shufflevector(v, v, __VA_ARGS__)
 #define EM_SHUFFLE2(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#define EM_FSHUFFLE(v, ...) __builtin_shufflevector(v, v, __VA_ARGS__)
 #else
 #define EM_SHUFFLE(v, ...) __builtin_shuffle(v, (vI){__VA_ARGS__})
 #define EM_SHUFFLE2(a, b, ...) __builtin_shuffle(a, b, (vI){__VA_ARGS__})
+#define EM_FSHUFFLE(v, ...) __builtin_shuffle(v, (vIF){__VA_ARGS__})
 #endif
 // horizontal sum / max as a tree of shuffles (a scalar loop over lanes is a dependency chain)
 static inline T vsum(vT v) {
@@ -111,3 +113,25 @@ static inline vT em_vlog(vT x) {                       // double: libm, lane by 
 }
 % endif
 
+% if L.T == "double":
+
+// float vectors as wide as vT (kdot scores float64 data in float first): FW lanes
+enum { FW = ${2 * VW} };
+typedef float vF __attribute__((vector_size(${L.vector_bytes})));
+typedef int32_t vIF __attribute__((vector_size(${L.vector_bytes})));
+typedef float vFh __attribute__((vector_size(${L.vector_bytes // 2})));   // VW floats
+static inline vF fload(const float* p) { vF v; memcpy(&v, p, sizeof v); return v; }
+static inline void fstore(float* p, vF v) { memcpy(p, &v, sizeof v); }
+static inline float fmax_h(vF v) {
+% for h in [2 * VW >> i for i in range(1, (2 * VW).bit_length())]:
+    { const vF u = EM_FSHUFFLE(v, ${", ".join(str((l + h) % (2 * VW)) for l in range(2 * VW))}); v = v > u ? v : u; }
+% endfor
+    return v[0];
+}
+static inline int32_t fmin_int(vIF v) {
+% for h in [2 * VW >> i for i in range(1, (2 * VW).bit_length())]:
+    { const vIF u = EM_FSHUFFLE(v, ${", ".join(str((l + h) % (2 * VW)) for l in range(2 * VW))}); v = u < v ? u : v; }
+% endfor
+    return v[0];
+}
+% endif
