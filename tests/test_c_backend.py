@@ -29,10 +29,10 @@ SHAPES = {        # includes the limits the README promises: M = 4096, D = 512
 DTYPES = ("float32", "float64")
 NS = (1, 2, 17, 333, 1000)
 
-# Every vector width this CPU executes: the native target (on AVX-512 its library holds 64- and
-# 32-byte variants) and each narrower width forced on its own.
+# Every vector width this CPU executes: the native target and each narrower width forced on
+# its own.
 NATIVE = tg.detect()
-WIDTHS = [None] + [w for w in NATIVE.executable if w not in NATIVE.widths]
+WIDTHS = [None] + [w for w in NATIVE.executable if w != NATIVE.vector_bytes]
 
 
 def width_id(width) -> str:

@@ -41,7 +41,6 @@ X86 = platform.machine() in ("x86_64", "AMD64")
 def test_target_from_compiler_macros(macros, isa, width, regs):
     t = tg.from_macros(macros, "native")
     assert (t.isa, t.native_bytes, t.vector_bytes, t.registers) == (isa, width, width, regs)
-    assert t.widths == ((64, 32) if isa == "avx512" else (width,))
     assert t.executable == tuple(w for w in (16, 32, 64) if w <= width)
 
 
@@ -56,7 +55,7 @@ def test_this_machine_is_read_from_the_compiler(monkeypatch):
 
 def test_vector_width_override(monkeypatch):
     monkeypatch.setenv(tg.WIDTH_VAR, "16")
-    assert tg.detect().vector_bytes == 16 and tg.detect().widths == (16,)
+    assert tg.detect().vector_bytes == 16
     assert tg.detect(32).vector_bytes == 32                  # an explicit width wins
     monkeypatch.setenv(tg.WIDTH_VAR, "48")
     with pytest.raises(ValueError, match=tg.WIDTH_VAR):
@@ -188,11 +187,11 @@ def _compile_check(cxx, march, target, tmp_path):
 
 @pytest.mark.skipif(not X86, reason="the AVX-512 check needs an x86 compiler")
 def test_avx512_kernels_compile_everywhere(tmp_path):
-    """The 64-byte (and the 32-byte tuner alternative) kernels of an AVX-512 target compile on
-    any x86 machine, whether or not its CPU has AVX-512."""
+    """The 64-byte kernels of an AVX-512 target compile on any x86 machine, whether or not its
+    CPU has AVX-512."""
     macros = tg._macros(cc.toolchain().cc, "skylake-avx512")
     target = tg.from_macros(macros, "skylake-avx512")
-    assert target.isa == "avx512" and target.widths == (64, 32)
+    assert target.isa == "avx512" and target.vector_bytes == 64
     _compile_check(cc.toolchain().cc, "skylake-avx512", target, tmp_path)
 
 

@@ -54,7 +54,7 @@ class CVariant(Variant):
 
 
 def variants(D: int, cvtype: str, dtype: str, target: tg.Target) -> list[CVariant]:
-    """The code variants compiled for a shape family, the default first.
+    """The code variants compiled for a shape family at the target's width, the default first.
 
     diag layouts: ``kv`` scores a few samples at a time with components in the vector lanes,
     ``nv`` one component at a time with samples in the lanes (no horizontal reductions: the
@@ -68,28 +68,18 @@ def variants(D: int, cvtype: str, dtype: str, target: tg.Target) -> list[CVarian
     components (one shared set of accumulators: for large M x D x D; diag accumulators are
     small enough to keep per thread up to M ~ 1e5, and splitting components was 2-3x slower
     there, so diag has no ``_c``).  The number is the block of samples, ``_w<bytes>`` the
-    vector width.  A narrower width the tuner also tries (AVX-512's 32 bytes, a hedge against
-    its clock) offers the default layouts only (kv, nv; gt): kd and g never won there, and
-    each variant costs compile time.
+    vector width.
     """
-    out = []
-    for vb in target.widths:
-        w = dict(vbytes=vb)
-        if cvtype == "diag":
-            out += [CVariant(f"kv_s128_w{vb}", layout="kvec", parallel="samples", block=128, **w),
-                    CVariant(f"nv_s256_w{vb}", layout="nvec", parallel="samples", block=256, **w)]
-            if vb == target.widths[0]:      # many components: the widest vectors (compile time)
-                out.append(CVariant(f"kd_s128_w{vb}", layout="kdot", parallel="samples",
-                                    block=128, **w))
-        else:
-            out.append(CVariant(f"gt_s512_w{vb}", layout="gcol", parallel="samples", block=512,
-                                **w))
-            if vb == target.widths[0]:      # the narrower width: gt's hedge alone (compile time)
-                out += [CVariant(f"g_s128_w{vb}", layout="gemm", parallel="samples", block=128,
-                                 **w),
-                        CVariant(f"g_c256_w{vb}", layout="gemm", parallel="components",
-                                 block=256, sub=16, **w)]
-    return out
+    w = dict(vbytes=target.vector_bytes)
+    vb = target.vector_bytes
+    if cvtype == "diag":
+        return [CVariant(f"kv_s128_w{vb}", layout="kvec", parallel="samples", block=128, **w),
+                CVariant(f"nv_s256_w{vb}", layout="nvec", parallel="samples", block=256, **w),
+                CVariant(f"kd_s128_w{vb}", layout="kdot", parallel="samples", block=128, **w)]
+    return [CVariant(f"gt_s512_w{vb}", layout="gcol", parallel="samples", block=512, **w),
+            CVariant(f"g_s128_w{vb}", layout="gemm", parallel="samples", block=128, **w),
+            CVariant(f"g_c256_w{vb}", layout="gemm", parallel="components", block=256, sub=16,
+                     **w)]
 
 
 def usable(variant: CVariant, M: int, D: int, cvtype: str, dtype: str, registers: int) -> bool:
@@ -111,12 +101,11 @@ def render_params(D: int, cvtype: str, dtype: str, target: tg.Target | None = No
 
 
 def units(params: dict) -> list[str]:
-    """The library's sources, compiled side by side: one translation unit per vector width,
-    and while cores would idle, a width's code split in two (its layouts' code apart; ``kd``
-    runs ``kv``'s code where it is not a dot form, so the two share a unit)."""
-    widths = sorted({v.vbytes for v in params["variants"]}, reverse=True)
-    groups = [[v for v in params["variants"] if v.vbytes == w] for w in widths]
+    """The library's sources, compiled side by side: one translation unit, split in two by
+    layout while cores would idle (``kd`` runs ``kv``'s code where it is not a dot form, so the
+    two share a unit)."""
     code = lambda v: "kvec" if v.layout == "kdot" else v.layout
+    groups = [list(params["variants"])]
     while len(groups) < cc.cores():
         i = max(range(len(groups)), key=lambda i: len({code(v) for v in groups[i]}))
         first = code(groups[i][0])
@@ -184,10 +173,9 @@ class _Module(Module):
         params = render_params(D, cvtype, dtype, target)
         self.registers = target.registers
         sources = units(params)
-        widths = " and ".join(f"{w}-byte" for w in target.widths)
         self.lib, self.info = cc.load(
             sources, what=f"the C kernels for {cvtype} D={D} {dtype}, any M ({target.isa}, "
-                          f"{widths} vectors)")
+                          f"{target.vector_bytes}-byte vectors)")
         super().__init__(params["variants"], cc.source_hash(sources)[:12])  # kernels and CPU
         try:
             self.fused = {n: FUSED.bind(getattr(self.lib, f"fused_{n}")) for n in self.variants}
