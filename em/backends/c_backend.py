@@ -70,16 +70,18 @@ def variants(D: int, cvtype: str, dtype: str, target: tg.Target) -> list[CVarian
     there, so diag has no ``_c``).  The number is the block of samples, ``_w<bytes>`` the
     vector width.
     """
-    w = dict(vbytes=target.vector_bytes)
     vb = target.vector_bytes
     if cvtype == "diag":
-        return [CVariant(f"kv_s128_w{vb}", layout="kvec", parallel="samples", block=128, **w),
-                CVariant(f"nv_s256_w{vb}", layout="nvec", parallel="samples", block=256, **w),
-                CVariant(f"kd_s128_w{vb}", layout="kdot", parallel="samples", block=128, **w)]
-    return [CVariant(f"gt_s512_w{vb}", layout="gcol", parallel="samples", block=512, **w),
-            CVariant(f"g_s128_w{vb}", layout="gemm", parallel="samples", block=128, **w),
+        return [CVariant(f"kv_s128_w{vb}", layout="kvec", parallel="samples", block=128,
+                         vbytes=vb),
+                CVariant(f"nv_s256_w{vb}", layout="nvec", parallel="samples", block=256,
+                         vbytes=vb),
+                CVariant(f"kd_s128_w{vb}", layout="kdot", parallel="samples", block=128,
+                         vbytes=vb)]
+    return [CVariant(f"gt_s512_w{vb}", layout="gcol", parallel="samples", block=512, vbytes=vb),
+            CVariant(f"g_s128_w{vb}", layout="gemm", parallel="samples", block=128, vbytes=vb),
             CVariant(f"g_c256_w{vb}", layout="gemm", parallel="components", block=256, sub=16,
-                     **w)]
+                     vbytes=vb)]
 
 
 def usable(variant: CVariant, M: int, D: int, cvtype: str, dtype: str, registers: int) -> bool:
@@ -101,19 +103,14 @@ def render_params(D: int, cvtype: str, dtype: str, target: tg.Target | None = No
 
 
 def units(params: dict) -> list[str]:
-    """The library's sources, compiled side by side: one translation unit, split in two by
-    layout while cores would idle (``kd`` runs ``kv``'s code where it is not a dot form, so the
-    two share a unit)."""
+    """The library's sources, compiled side by side: one translation unit, or where a core
+    would idle, two: the default's layout and the rest (``kd`` runs ``kv``'s code where it is
+    not a dot form, so the two share a unit)."""
     code = lambda v: "kvec" if v.layout == "kdot" else v.layout
-    groups = [list(params["variants"])]
-    while len(groups) < cc.cores():
-        i = max(range(len(groups)), key=lambda i: len({code(v) for v in groups[i]}))
-        first = code(groups[i][0])
-        split = [[v for v in groups[i] if code(v) == first],
-                 [v for v in groups[i] if code(v) != first]]
-        if not split[1]:
-            break
-        groups[i:i + 1] = split
+    variants = params["variants"]
+    first = [v for v in variants if code(v) == code(variants[0])]
+    rest = [v for v in variants if code(v) != code(variants[0])]
+    groups = [first, rest] if rest and cc.cores() > 1 else [variants]
     return [render("c", "gmm", dict(params, variants=g)) for g in groups]
 
 

@@ -62,9 +62,6 @@ static int form_init(Form* f, int64_t M, const double* c, const double* mu, cons
         f->fmu = em_alloc_d((size_t)f->nfar * D); f->fp = em_alloc_d((size_t)f->nfar * D);
         if (!f->far || !f->fmu || !f->fp) {
             free(f->far); free(f->fmu); free(f->fp);
-% if L.cvtype == "diag" and L.T == "double":
-    free(f->dTf); free(f->dcf);
-% endif
             return -1;
         }
         for (int64_t k = 0, i = 0; k < M; ++k) {
