@@ -248,6 +248,36 @@ def test_tuning_keeps_the_default_within_noise():
     assert tuning.decide(noisy, "a")["variant"] == "a"
 
 
+def test_tuning_times_again_while_the_times_spread(monkeypatch):
+    """A burst of load spreads the first rounds (b, 2x faster, loses them): the rounds are
+    timed again, every round's times kept; steady times are taken at once."""
+    rounds = iter([{"a": [1.0, 1.6, 1.7], "b": [1.9, 2.0, 2.0]},     # b's calls all hit the burst
+                   {"a": [1.0, 1.0, 1.01], "b": [0.5, 0.5, 0.51]}])
+    calls = []
+
+    def scripted(candidates, rounds_=tuning.ROUNDS, warm=True):
+        calls.append(warm)
+        return next(rounds)
+
+    monkeypatch.setattr(tuning, "time_calls", scripted)
+    record = tuning.measure({"a": None, "b": None}, "a")
+    assert calls == [True, False] and record["variant"] == "b"
+    assert record["times_s"] == {"a": 1.0, "b": 0.5}
+    steady = iter([{"a": [1.0, 1.01, 1.02], "b": [0.5, 0.5, 0.5]}])
+    monkeypatch.setattr(tuning, "time_calls", lambda c, r=3, warm=True: next(steady))
+    assert tuning.measure({"a": None, "b": None}, "a")["variant"] == "b"    # timed once
+    def counted(candidates, rounds_=tuning.ROUNDS, warm=True):    # never settles
+        calls.append(warm)
+        return {"a": [1.0, 1.5, 1.5], "b": [0.5, 0.9, 0.9]} if warm else \
+            {"a": [1.5] * 3, "b": [0.9] * 3}
+
+    monkeypatch.setattr(tuning, "time_calls", counted)
+    calls.clear()
+    record = tuning.measure({"a": None, "b": None}, "a")
+    assert len(calls) == 1 + tuning.RETRIES                  # then the noise rule decides
+    assert record["variant"] == "a" and record["within_noise"]
+
+
 def test_tuning_key_names_the_width_and_buckets_m():
     k = tuning.problem_key("c", "fused", 5, 19, "diag", "float32", 3000, "avx2-32B", "abc")
     assert k == "c/fused/M8/D19/diag/float32/N1e3/avx2-32B/abc"
