@@ -125,6 +125,8 @@ def assert_healed(cache: Path) -> None:
     assert report["fits"][0]["compiled"] is False
     assert libraries(cache) == before
     assert [p.name for p in cache.iterdir() if ".tmp" in p.name] == []
+    key = Path(report["fits"][0]["path"]).parent.name      # A's library has its recipe map
+    assert any(p.read_text().split() == [p.name, key] for p in (cache / "recipes").iterdir())
 
 
 # -- the populated cache ------------------------------------------------------------------------
@@ -139,7 +141,7 @@ def populated(tmp_path_factory) -> tuple[Path, dict]:
     names = {k: Path(f["path"]).parent.name for k, f in zip("AB", report["fits"])}
     (probe,) = {p.name for p in (root / "kernels").iterdir() if p.is_dir()} - set(names.values())
     names["probe"] = probe
-    for part in ("tuning.json", "target.json", "mako"):
+    for part in ("tuning.json", "target.json", "mako", "recipes"):
         assert (root / part).exists(), part
     return root, names
 
@@ -227,6 +229,18 @@ def mako_modules(k):
     return modules
 
 
+def recipe_of(k, entry: str) -> Path:
+    """The file mapping a family's recipe to its library (``entry``: its kernel folder)."""
+    (path,) = [p for p in (k.root / "recipes").iterdir()
+               if p.read_text().endswith(getattr(k, entry).name)]
+    return path
+
+
+def unrendered(damage):
+    """``damage``, with the recipe maps removed, so the templates are rendered again."""
+    return lambda k: (shutil.rmtree(k.root / "recipes"), damage(k))
+
+
 def target_key(k) -> str:
     return next(iter(json.loads((k.root / "target.json").read_text())))
 
@@ -303,8 +317,19 @@ FAULTS = [
         None),
     row("target-is-dir", lambda k: to_dir(k.root / "target.json"), target_damaged),
     # Mako's compiled templates
-    row("mako-garbage", lambda k: [garble(p) for p in mako_modules(k)], mako_damaged),
-    row("mako-empty", lambda k: [cut(p, 0) for p in mako_modules(k)], mako_damaged),
+    row("mako-garbage", unrendered(lambda k: [garble(p) for p in mako_modules(k)]),
+        mako_damaged),
+    row("mako-empty", unrendered(lambda k: [cut(p, 0) for p in mako_modules(k)]),
+        mako_damaged),
+    # the recipe maps (templates -> library): each fault means rendering again, silently
+    row("recipe-garbage", lambda k: garble(recipe_of(k, "A")), None),
+    row("recipe-empty", lambda k: cut(recipe_of(k, "A"), 0), None),
+    row("recipe-of-other-family", lambda k: shutil.copy(recipe_of(k, "B"), recipe_of(k, "A")),
+        None),
+    row("recipe-to-missing-library", lambda k: recipe_of(k, "A").write_text(
+        f"{recipe_of(k, 'A').name} {'0' * 32}"), None),
+    row("recipe-is-dir", lambda k: to_dir(recipe_of(k, "A")), None),
+    row("recipes-is-file", lambda k: to_file(k.root / "recipes"), None),
 ]
 
 

@@ -63,6 +63,25 @@ def test_disk_cache_is_used_by_a_new_process(em_cache_dir):
     assert proc.stdout.split() == ["False", "False", str(path), str(path)]
 
 
+def _no_render(*args, **kwargs):
+    raise AssertionError("the templates were rendered")
+
+
+def test_cached_library_is_found_without_rendering(em_cache_dir, monkeypatch):
+    """A family built before loads by its recipe (parameters, grouping, em's code) alone;
+    other code renders again."""
+    D, cv, dt = 17, "full", "float32"
+    mod = _Module(D, cv, dt, tg.detect())
+    tag = cc.source_hash(c_backend.units(c_backend.render_params(D, cv, dt)))[:12]
+    monkeypatch.setattr(c_backend, "render", _no_render)
+    again = _Module(D, cv, dt, tg.detect())
+    assert again.info["compiled"] is False and again.info["path"] == mod.info["path"]
+    assert again.tag == mod.tag == tag                 # the tuning keys' code hash
+    monkeypatch.setattr(c_backend, "code_stamp", lambda: "other code")
+    with pytest.raises(AssertionError, match="rendered"):
+        _Module(D, cv, dt, tg.detect())
+
+
 # -- (b) concurrent builds of one new kernel ------------------------------------------------
 RACE_SCRIPT = r"""
 import json, sys, time
@@ -177,6 +196,7 @@ def test_tuning_file(monkeypatch, em_cache_dir):
 def test_compile_failure_degrades_to_numpy(monkeypatch, cv):
     monkeypatch.setattr(c_backend, "render",
                         lambda *a, **k: 'extern "C" int broken( { this is not C++ ;\n')
+    monkeypatch.setattr(c_backend, "code_stamp", lambda: "broken templates")   # a new recipe
     M, D, dt = 4, 6, "float32"
     form = make_form(M, D, cv)
     X = make_data(M, D, cv, 300, dt)

@@ -22,7 +22,7 @@ from em.contract import ScoringForm, Stats
 from em.specializer import compile as cc
 from em.specializer import target as tg
 from em.specializer.layout import Layout
-from em.specializer.render import render
+from em.specializer.render import code_stamp, render
 from em.specializer.signature import Signature
 
 FAR_FORM = 2.0 ** -10               # standard deviations the diag fast form may round (far)
@@ -102,16 +102,25 @@ def render_params(D: int, cvtype: str, dtype: str, target: tg.Target | None = No
                 sig=dict(fused=FUSED.c, score=SCORE.c))
 
 
-def units(params: dict) -> list[str]:
-    """The library's sources, compiled side by side: one translation unit, or where a core
-    would idle, two: the default's layout and the rest (``kd`` runs ``kv``'s code where it is
-    not a dot form, so the two share a unit)."""
+def _groups(params: dict) -> list[list[CVariant]]:
     code = lambda v: "kvec" if v.layout == "kdot" else v.layout
     variants = params["variants"]
     first = [v for v in variants if code(v) == code(variants[0])]
     rest = [v for v in variants if code(v) != code(variants[0])]
-    groups = [first, rest] if rest and cc.cores() > 1 else [variants]
-    return [render("c", "gmm", dict(params, variants=g)) for g in groups]
+    return [first, rest] if rest and cc.cores() > 1 else [variants]
+
+
+def units(params: dict) -> list[str]:
+    """The library's sources, compiled side by side: one translation unit, or where a core
+    would idle, two: the default's layout and the rest (``kd`` runs ``kv``'s code where it is
+    not a dot form, so the two share a unit)."""
+    return [render("c", "gmm", dict(params, variants=g)) for g in _groups(params)]
+
+
+def recipe(params: dict) -> str:
+    """All the library's sources are rendered from: the parameters, their grouping into
+    units and em's code (:func:`em.specializer.render.code_stamp`)."""
+    return repr((params, [len(g) for g in _groups(params)], code_stamp()))
 
 
 def reach(form: ScoringForm, center: np.ndarray, dtype: str):
@@ -169,11 +178,10 @@ class _Module(Module):
     def __init__(self, D: int, cvtype: str, dtype: str, target: tg.Target):
         params = render_params(D, cvtype, dtype, target)
         self.registers = target.registers
-        sources = units(params)
-        self.lib, self.info = cc.load(
-            sources, what=f"the C kernels for {cvtype} D={D} {dtype}, any M ({target.isa}, "
+        self.lib, self.info = cc.load_rendered(
+            recipe(params), lambda: units(params), what=f"the C kernels for {cvtype} D={D} {dtype}, any M ({target.isa}, "
                           f"{target.vector_bytes}-byte vectors)")
-        super().__init__(params["variants"], cc.source_hash(sources)[:12])  # kernels and CPU
+        super().__init__(params["variants"], self.info["key"][:12])  # kernels and CPU
         try:
             self.fused = {n: FUSED.bind(getattr(self.lib, f"fused_{n}")) for n in self.variants}
             self.score = {n: SCORE.bind(getattr(self.lib, f"score_{n}")) for n in self.variants}

@@ -8,7 +8,9 @@ moved into place atomically, then its manifest (``kernel.json``: key, SHA-256 of
 compiler, command line) -- so a library is only ever loaded once its checksum matches its
 manifest.  A damaged entry (truncated, overwritten, swapped, unreadable, a file where its folder
 should be, a library that does not load) is removed with one warning and rebuilt.  A compile
-that takes more than a second says so on stderr (one line: what, and why).
+that takes more than a second says so on stderr (one line: what, and why).  Templated kernels
+are found without rendering their source (:func:`load_rendered`: ``<cache>/recipes/<hash>``
+maps what they are rendered from to their library's key).
 
 OpenMP threads of the kernels spin only briefly (~10 us) before sleeping when idle
 (``GOMP_SPINCOUNT=10000`` unless ``GOMP_SPINCOUNT`` or ``OMP_WAIT_POLICY`` is set; libgomp's
@@ -32,10 +34,11 @@ import time
 import warnings
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
 from filelock import FileLock
 
-from em.specializer.cache import kernel_dir
+from em.specializer.cache import kernel_dir, subdir
 
 CFLAGS = ["-O3", "-fopenmp", "-fPIC", "-std=c++17", "-fno-math-errno", "-fno-trapping-math",
           "-ffp-contract=fast", "-w"]
@@ -59,16 +62,22 @@ def cflags() -> list[str]:
     return [f"-march={march()}", *CFLAGS]
 
 
+def compiler() -> str:
+    """The C++ compiler's command (``EM_CXX``, default g++); CompileError if it is not on PATH."""
+    cxx = os.environ.get("EM_CXX", "g++")
+    if shutil.which(cxx) is None:
+        raise CompileError(f"no C++ compiler: {cxx!r} not found on PATH (set EM_CXX)")
+    return cxx
+
+
 def toolchain():
     """codepy GCCToolchain for shared C++/OpenMP libraries; raises CompileError without g++."""
-    return _toolchain(os.environ.get("EM_CXX", "g++"), tuple(cflags()))
+    return _toolchain(compiler(), tuple(cflags()))
 
 
 @lru_cache(maxsize=None)
 def _toolchain(cc: str, flags: tuple):
-    from codepy.toolchain import GCCToolchain
-    if shutil.which(cc) is None:
-        raise CompileError(f"no C++ compiler: {cc!r} not found on PATH (set EM_CXX)")
+    from codepy.toolchain import GCCToolchain      # imported when a compile needs it (~10 ms)
     return GCCToolchain(cc=cc, ld=cc, cflags=list(flags), ldflags=list(LDFLAGS),
                         libraries=[], library_dirs=[], include_dirs=[], defines=[],
                         undefines=[], so_ext=".so", o_ext=".o", features=set())
@@ -76,7 +85,7 @@ def _toolchain(cc: str, flags: tuple):
 
 def compiler_version() -> str:
     """First line of the compiler's --version."""
-    return _compiler_version(toolchain().cc)
+    return _compiler_version(compiler())
 
 
 @lru_cache(maxsize=None)
@@ -105,7 +114,7 @@ def command_line(src: str, out: str) -> list[str]:
 def compiler_id() -> str:
     """The compiler binary's resolved path, size and mtime: changes whenever it is replaced,
     and costs no process start (unlike --version)."""
-    return _compiler_id(toolchain().cc)
+    return _compiler_id(compiler())
 
 
 @lru_cache(maxsize=None)
@@ -273,6 +282,50 @@ def _quiet_openmp() -> None:
         os.environ["GOMP_SPINCOUNT"] = "10000"
 
 
+def _recipe_file(recipe: str) -> Path:
+    h = hashlib.sha256()
+    for part in (recipe, " ".join((compiler(), *cflags(), *LDFLAGS)), compiler_id(), cpu_id()):
+        h.update(part.encode())
+        h.update(b"\0")
+    return subdir("recipes") / h.hexdigest()[:32]
+
+
+def _is_key(text: str) -> bool:
+    return len(text) == 32 and all(c in "0123456789abcdef" for c in text)
+
+
+def load_rendered(recipe: str, render: Callable[[], list[str]], what: str = "a kernel"
+                  ) -> tuple[ctypes.CDLL, dict]:
+    """:func:`load` of the sources ``render()`` returns, without rendering them where a
+    library was built before from the same ``recipe`` (a text naming all they are rendered
+    from) by the same compiler, flags and CPU.  A small file named by the recipe's hash holds
+    that hash and the library's key; one that is missing, damaged or another's, or a library
+    that fails its checks or the loader, means rendering (and the file is written again)."""
+    t0 = time.perf_counter()
+    pointer = _recipe_file(recipe)
+    try:
+        name, key = pointer.read_text().split()
+        if name == pointer.name and _is_key(key) and _problem(kernel_dir() / key, key) is None:
+            path = str(kernel_dir() / key / "kernel.so")
+            if path not in _LOADED:
+                _quiet_openmp()
+                _LOADED[path] = ctypes.CDLL(path)
+            return _LOADED[path], {"compiled": False, "build_s": 0.0, "path": path, "key": key,
+                                   "load_s": time.perf_counter() - t0}
+    except (OSError, ValueError):                 # none yet, damaged, or the loader refuses it
+        pass
+    lib, info = load(render(), what)
+    if pointer.is_dir() and not pointer.is_symlink():
+        shutil.rmtree(pointer, ignore_errors=True)
+    tmp = pointer.with_suffix(f".tmp{os.getpid()}")
+    try:
+        tmp.write_text(f"{pointer.name} {info['key']}")
+        os.replace(tmp, pointer)
+    except OSError:                               # read-only cache: render again next time
+        tmp.unlink(missing_ok=True)
+    return lib, info
+
+
 def load(sources: str | list[str], what: str = "a kernel") -> tuple[ctypes.CDLL, dict]:
     """Build (or find) and load a library (see :func:`build`); returns it and timing facts.
     A cached library that the loader rejects is discarded (one warning) and rebuilt once."""
@@ -294,5 +347,5 @@ def load(sources: str | list[str], what: str = "a kernel") -> tuple[ctypes.CDLL,
                 raise CompileError(f"cannot load {key}: {exc}") from None
             with _lock(lib_path.parent):
                 _discard(lib_path.parent, f"the loader rejects it: {exc}")
-    return _LOADED[key], {"compiled": compiled, "build_s": t1 - t0,
-                          "load_s": time.perf_counter() - t1, "path": key}
+    return _LOADED[key], {"compiled": compiled, "build_s": t1 - t0, "path": key,
+                          "load_s": time.perf_counter() - t1, "key": lib_path.parent.name}

@@ -29,6 +29,22 @@ def templates_hash() -> str:
     return h.hexdigest()[:16]
 
 
+PACKAGE_DIR = TEMPLATE_DIR.parent
+
+
+@lru_cache(maxsize=None)
+def code_stamp() -> str:
+    """A hash of the name, size and modification time of every template and Python file of em:
+    what a rendered source depends on besides its parameters.  Any edit, upgrade or other
+    checkout changes it (it can only miss, never match stale code); costs ~1 ms, no reading."""
+    h = hashlib.sha256()
+    for path in sorted([*PACKAGE_DIR.rglob("*.py"), *TEMPLATE_DIR.rglob("*.mako")]):
+        st = path.stat()
+        h.update(f"{path.relative_to(PACKAGE_DIR).as_posix()}:{st.st_size}:{st.st_mtime_ns}\0"
+                 .encode())
+    return h.hexdigest()[:16]
+
+
 @lru_cache(maxsize=None)
 def _lookup(cached: bool = True) -> TemplateLookup:
     # Mako's compiled templates are kept beside the kernels, so a new process skips parsing

@@ -128,9 +128,8 @@ def detect(vector_bytes: int | None = None) -> Target:
 
     Raises :class:`em.specializer.compile.CompileError` when there is no usable compiler.
     """
-    tc = cc.toolchain()
     try:
-        native = _native(tc.cc, cc.compiler_id(), cc.cpu_id(), march())
+        native = _native(cc.compiler(), cc.compiler_id(), cc.cpu_id(), march())
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
         raise cc.CompileError(f"cannot query the compiler's target: {exc}") from None
     width = vector_bytes or width_override()
