@@ -64,7 +64,11 @@ def cflags() -> list[str]:
 
 def compiler() -> str:
     """The C++ compiler's command (``EM_CXX``, default g++); CompileError if it is not on PATH."""
-    cxx = os.environ.get("EM_CXX", "g++")
+    return _compiler(os.environ.get("EM_CXX", "g++"))
+
+
+@lru_cache(maxsize=None)
+def _compiler(cxx: str) -> str:
     if shutil.which(cxx) is None:
         raise CompileError(f"no C++ compiler: {cxx!r} not found on PATH (set EM_CXX)")
     return cxx
