@@ -157,18 +157,10 @@ ${kdot_panels("kdotf", TB, KP, "float", "vF", "fload", "fstore", 2 * L.lanes, "F
 // A float row of scores [MPF]: the first component reaching its maximum, and in *margin the
 // maximum less the runner-up (the row without that entry)
 static inline int64_t rowf_pick(const float* r, int64_t MPF, float* best, float* margin) {
-    vF m = fload(r);
+    int64_t arg;
+    *best = rowf_max_arg(r, MPF, &arg);
     vIF lane;
     for (int l = 0; l < FW; ++l) lane[l] = l;
-    vIF idx = lane;
-    for (int64_t c = FW; c < MPF; c += FW) {
-        const vF v = fload(r + c);
-        const vIF gt = v > m;
-        m = gt ? v : m;
-        idx = gt ? lane + (int32_t)c : idx;
-    }
-    *best = fmax_h(m);
-    const int64_t arg = fmin_int(m == *best ? idx : lane * 0 + (int32_t)MPF);
     const vF none = (vF){} - INFINITY;
     vF s = none;
     for (int64_t c = 0; c < MPF; c += FW) {

@@ -11,21 +11,27 @@ static inline T row_max(const T* r, int64_t MP) {
 
 // the largest entry of a row and the first component reaching it (per-lane running maxima
 // and their indices, then the lanes' maximum and the least index reaching it, as trees)
-static inline T row_max_arg(const T* r, int64_t MP, int64_t* arg) {
-    vT m = vload(r);
-    vI lane;
-    for (int l = 0; l < VW; ++l) lane[l] = l;
-    vI idx = lane;
-    for (int64_t c = VW; c < MP; c += VW) {
-        const vT v = vload(r + c);
-        const vI gt = v > m;
+<%def name="max_arg(name, S, V, VI, IS, lanes, load, hmax, hmin)">\
+static inline ${S} ${name}(const ${S}* r, int64_t MP, int64_t* arg) {
+    ${V} m = ${load}(r);
+    ${VI} lane;
+    for (int l = 0; l < ${lanes}; ++l) lane[l] = l;
+    ${VI} idx = lane;
+    for (int64_t c = ${lanes}; c < MP; c += ${lanes}) {
+        const ${V} v = ${load}(r + c);
+        const ${VI} gt = v > m;
         m = gt ? v : m;
-        idx = gt ? lane + (iT)c : idx;
+        idx = gt ? lane + (${IS})c : idx;
     }
-    const T best = vmax(m);
-    *arg = vmin_int(m == vzero() + best ? idx : lane * 0 + (iT)MP);   // first reaching it
+    const ${S} best = ${hmax}(m);
+    *arg = ${hmin}(m == best ? idx : lane * 0 + (${IS})MP);
     return best;
 }
+</%def>\
+${max_arg("row_max_arg", "T", "vT", "vI", "iT", "VW", "vload", "vmax", "vmin_int")}\
+% if L.T == "double":
+${max_arg("rowf_max_arg", "float", "vF", "vIF", "int32_t", "FW", "fload", "fmax_h", "fmin_int")}\
+% endif
 
 // sum_k exp(r_k - mx); with store, r_k becomes exp(r_k - mx)
 static inline T row_expsum(T* r, int64_t MP, T mx, int store) {

@@ -23,24 +23,17 @@ static inline vT vmaxv(vT a, vT b) { return a > b ? a : b; }
 #define EM_FSHUFFLE(v, ...) __builtin_shuffle(v, (vIF){__VA_ARGS__})
 #endif
 // horizontal sum / max as a tree of shuffles (a scalar loop over lanes is a dependency chain)
-static inline T vsum(vT v) {
-% for h in [VW >> i for i in range(1, VW.bit_length())]:
-    v += EM_SHUFFLE(v, ${", ".join(str((l + h) % VW) for l in range(VW))});
+<%def name="tree(ret, name, V, lanes, shuffle, keep)">\
+static inline ${ret} ${name}(${V} v) {
+% for h in [lanes >> i for i in range(1, lanes.bit_length())]:
+    { const ${V} u = ${shuffle}(v, ${", ".join(str((l + h) % lanes) for l in range(lanes))}); v = ${keep}; }
 % endfor
     return v[0];
 }
-static inline T vmax(vT v) {
-% for h in [VW >> i for i in range(1, VW.bit_length())]:
-    v = vmaxv(v, EM_SHUFFLE(v, ${", ".join(str((l + h) % VW) for l in range(VW))}));
-% endfor
-    return v[0];
-}
-static inline iT vmin_int(vI v) {
-% for h in [VW >> i for i in range(1, VW.bit_length())]:
-    { const vI u = EM_SHUFFLE(v, ${", ".join(str((l + h) % VW) for l in range(VW))}); v = u < v ? u : v; }
-% endfor
-    return v[0];
-}
+</%def>\
+${tree("T", "vsum", "vT", VW, "EM_SHUFFLE", "v + u")}\
+${tree("T", "vmax", "vT", VW, "EM_SHUFFLE", "v > u ? v : u")}\
+${tree("iT", "vmin_int", "vI", VW, "EM_SHUFFLE", "u < v ? u : v")}\
 // add the lanes of v to the VW doubles at o (where sums in T meet their double accumulators)
 static inline void vadd_to(double* o, vT v) {
     for (int l = 0; l < VW; ++l) o[l] += (double)v[l];
@@ -122,16 +115,6 @@ typedef int32_t vIF __attribute__((vector_size(${L.vector_bytes})));
 typedef float vFh __attribute__((vector_size(${L.vector_bytes // 2})));   // VW floats
 static inline vF fload(const float* p) { vF v; memcpy(&v, p, sizeof v); return v; }
 static inline void fstore(float* p, vF v) { memcpy(p, &v, sizeof v); }
-static inline float fmax_h(vF v) {
-% for h in [2 * VW >> i for i in range(1, (2 * VW).bit_length())]:
-    { const vF u = EM_FSHUFFLE(v, ${", ".join(str((l + h) % (2 * VW)) for l in range(2 * VW))}); v = v > u ? v : u; }
-% endfor
-    return v[0];
-}
-static inline int32_t fmin_int(vIF v) {
-% for h in [2 * VW >> i for i in range(1, (2 * VW).bit_length())]:
-    { const vIF u = EM_FSHUFFLE(v, ${", ".join(str((l + h) % (2 * VW)) for l in range(2 * VW))}); v = u < v ? u : v; }
-% endfor
-    return v[0];
-}
+${tree("float", "fmax_h", "vF", 2 * VW, "EM_FSHUFFLE", "v > u ? v : u")}\
+${tree("int32_t", "fmin_int", "vIF", 2 * VW, "EM_FSHUFFLE", "u < v ? u : v")}\
 % endif
