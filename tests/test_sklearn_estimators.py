@@ -175,6 +175,13 @@ def test_kmeans_gives_scikit_learns_result(backend):
         np.testing.assert_allclose(ours.cluster_centers_[p], theirs.cluster_centers_,
                                    rtol=1e-10)
         np.testing.assert_array_equal(labels_in(p, ours.labels_), theirs.labels_)
+        for data in (X, X[::7].tolist()):                          # predict: our argmax pass
+            labels = ours.predict(data)
+            assert labels.dtype == np.int32
+            np.testing.assert_array_equal(labels_in(p, labels), theirs.predict(data))
+        np.testing.assert_array_equal(ours.predict(X), ours.labels_)
+        # float32 rows on a float64 fit (scikit-learn's own predict refuses them)
+        np.testing.assert_array_equal(ours.predict(X.astype(np.float32)), ours.labels_)
 
 
 def test_kmeans_weighted_samples_are_scikit_learns():

@@ -81,10 +81,15 @@ class KMeans(_sk_cluster.KMeans):
         return self
 
     def predict(self, X):
-        if in_memory(X):
-            return super().predict(X)
+        """scikit-learn's labels, from our argmax pass (sparse X: scikit-learn's own)."""
         check_is_fitted(self)
-        return _where_it_lies(self, X, centre_form(self.cluster_centers_), "argmax")
+        if in_memory(X):
+            if hasattr(X, "toarray"):
+                return super().predict(X)
+            X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32], order="C",
+                              ensure_all_finite=False)   # checked once, by _where_it_lies
+        labels = _where_it_lies(self, X, centre_form(self.cluster_centers_), "argmax")
+        return labels.astype(np.int32, copy=False)             # scikit-learn's label dtype
 
     def score(self, X, y=None, sample_weight=None):
         if in_memory(X):
