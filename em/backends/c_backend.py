@@ -118,7 +118,7 @@ def units(params: dict) -> list[str]:
 
 
 def recipe(params: dict) -> str:
-    """All the library's sources are rendered from: the parameters, their grouping into
+    """Everything the library's sources are rendered from: the parameters, their grouping into
     units and em's code (:func:`em.specializer.render.code_stamp`)."""
     return repr((params, [len(g) for g in _groups(params)], code_stamp()))
 
@@ -178,9 +178,9 @@ class _Module(Module):
     def __init__(self, D: int, cvtype: str, dtype: str, target: tg.Target):
         params = render_params(D, cvtype, dtype, target)
         self.registers = target.registers
-        self.lib, self.info = cc.load_rendered(
-            recipe(params), lambda: units(params), what=f"the C kernels for {cvtype} D={D} {dtype}, any M ({target.isa}, "
-                          f"{target.vector_bytes}-byte vectors)")
+        what = (f"the C kernels for {cvtype} D={D} {dtype}, any M ({target.isa}, "
+                f"{target.vector_bytes}-byte vectors)")
+        self.lib, self.info = cc.load_rendered(recipe(params), lambda: units(params), what)
         super().__init__(params["variants"], self.info["key"][:12])  # kernels and CPU
         try:
             self.fused = {n: FUSED.bind(getattr(self.lib, f"fused_{n}")) for n in self.variants}

@@ -286,6 +286,14 @@ def _quiet_openmp() -> None:
         os.environ["GOMP_SPINCOUNT"] = "10000"
 
 
+def _open(path: str) -> ctypes.CDLL:
+    """The loaded library at ``path`` (loaded once per process); OSError if the loader refuses."""
+    if path not in _LOADED:
+        _quiet_openmp()
+        _LOADED[path] = ctypes.CDLL(path)
+    return _LOADED[path]
+
+
 def _recipe_file(recipe: str) -> Path:
     h = hashlib.sha256()
     for part in (recipe, " ".join((compiler(), *cflags(), *LDFLAGS)), compiler_id(), cpu_id()):
@@ -311,11 +319,8 @@ def load_rendered(recipe: str, render: Callable[[], list[str]], what: str = "a k
         name, key = pointer.read_text().split()
         if name == pointer.name and _is_key(key) and _problem(kernel_dir() / key, key) is None:
             path = str(kernel_dir() / key / "kernel.so")
-            if path not in _LOADED:
-                _quiet_openmp()
-                _LOADED[path] = ctypes.CDLL(path)
-            return _LOADED[path], {"compiled": False, "build_s": 0.0, "path": path, "key": key,
-                                   "load_s": time.perf_counter() - t0}
+            return _open(path), {"compiled": False, "build_s": 0.0, "path": path, "key": key,
+                                 "load_s": time.perf_counter() - t0}
     except (OSError, ValueError):                 # none yet, damaged, or the loader refuses it
         pass
     lib, info = load(render(), what)
@@ -338,11 +343,8 @@ def load(sources: str | list[str], what: str = "a kernel") -> tuple[ctypes.CDLL,
         lib_path, compiled = build(sources, what)
         t1 = time.perf_counter()
         key = str(lib_path)
-        if key in _LOADED:
-            break
-        _quiet_openmp()
         try:
-            _LOADED[key] = ctypes.CDLL(key)
+            _open(key)
             break
         except OSError as exc:
             if compiled or attempt:                # just built and still unloadable: give up,
@@ -351,5 +353,5 @@ def load(sources: str | list[str], what: str = "a kernel") -> tuple[ctypes.CDLL,
                 raise CompileError(f"cannot load {key}: {exc}") from None
             with _lock(lib_path.parent):
                 _discard(lib_path.parent, f"the loader rejects it: {exc}")
-    return _LOADED[key], {"compiled": compiled, "build_s": t1 - t0, "path": key,
+    return _open(key), {"compiled": compiled, "build_s": t1 - t0, "path": key,
                           "load_s": time.perf_counter() - t1, "key": lib_path.parent.name}
