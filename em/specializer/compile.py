@@ -354,4 +354,4 @@ def load(sources: str | list[str], what: str = "a kernel") -> tuple[ctypes.CDLL,
             with _lock(lib_path.parent):
                 _discard(lib_path.parent, f"the loader rejects it: {exc}")
     return _open(key), {"compiled": compiled, "build_s": t1 - t0, "path": key,
-                          "load_s": time.perf_counter() - t1, "key": lib_path.parent.name}
+                        "load_s": time.perf_counter() - t1, "key": lib_path.parent.name}
